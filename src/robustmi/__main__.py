@@ -1,0 +1,3 @@
+from robustmi.cli.main import main
+
+main()

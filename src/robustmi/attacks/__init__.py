@@ -1,0 +1,1 @@
+"""robustmi.attacks"""
