@@ -1,12 +1,13 @@
 """The ``robustmi`` typer app and the error boundary every command shares.
 
-Commands live in sibling modules (``data_cmd.py``, ``train_cmd.py``, ...) and register themselves on ``app``
-through ``register(app)``; ``_COMMAND_MODULES`` lists them.
+Commands live in sibling modules named ``*_cmd.py`` (``data_cmd.py``, ``train_cmd.py``, ...); each defines
+``register(app: typer.Typer) -> None`` and is found automatically.
 """
 
 from __future__ import annotations
 
 import importlib
+import pkgutil
 import sys
 
 import typer
@@ -21,8 +22,6 @@ app = typer.Typer(
     add_completion=False,
 )
 
-# Each module defines ``register(app: typer.Typer) -> None``.
-_COMMAND_MODULES: tuple[str, ...] = ("robustmi.cli.data_cmd",)
 
 _state = {"verbose": False}
 
@@ -33,8 +32,13 @@ def _root(verbose: bool = typer.Option(False, "--verbose", help="Show tracebacks
 
 
 def _register_commands() -> None:
-    for name in _COMMAND_MODULES:
-        importlib.import_module(name).register(app)
+    if getattr(app, "_robustmi_registered", False):
+        return
+    package = importlib.import_module("robustmi.cli")
+    for info in sorted(pkgutil.iter_modules(package.__path__), key=lambda m: m.name):
+        if info.name.endswith("_cmd"):
+            importlib.import_module(f"robustmi.cli.{info.name}").register(app)
+    app._robustmi_registered = True  # type: ignore[attr-defined]
 
 
 def main(argv: list[str] | None = None) -> None:
