@@ -1,1 +1,42 @@
-"""robustmi.mi"""
+"""robustmi.mi: neural mutual-information estimation (PAPER.md §2.2–2.3, §3).
+
+- :mod:`~robustmi.mi.bounds`: DV (MINE), JSD, InfoNCE, NWJ lower bounds as pure functions of critic scores.
+- :mod:`~robustmi.mi.critics`, :mod:`~robustmi.mi.image_critic`: separable, concat and the paper's
+  image critic.
+- :mod:`~robustmi.mi.estimate`: ``estimate_mi`` / ``estimate_mi_of`` (train a critic, report held-out nats).
+- :mod:`~robustmi.mi.dim`: ``DIMObjective``, the Deep InfoMax loss used to train encoders and in
+  the worst-case search.
+"""
+
+from robustmi.mi.bounds import (
+    DVMovingAverage,
+    dv_bound,
+    dv_moving_average_surrogate,
+    get_bound,
+    infonce_bound,
+    jsd_bound,
+    list_bounds,
+    nwj_bound,
+)
+from robustmi.mi.critics import ConcatCritic, ImageCritic, SeparableCritic, create_critic, list_critics
+from robustmi.mi.estimate import MIEstimate, estimate_mi, estimate_mi_of, report_bound_name
+
+__all__ = [
+    "ConcatCritic",
+    "DVMovingAverage",
+    "ImageCritic",
+    "MIEstimate",
+    "SeparableCritic",
+    "create_critic",
+    "dv_bound",
+    "dv_moving_average_surrogate",
+    "estimate_mi",
+    "estimate_mi_of",
+    "get_bound",
+    "infonce_bound",
+    "jsd_bound",
+    "list_bounds",
+    "list_critics",
+    "nwj_bound",
+    "report_bound_name",
+]

@@ -1,0 +1,150 @@
+"""Critics T(x, z) for the MI bounds in :mod:`robustmi.mi.bounds`.
+
+Every critic maps a batch of paired inputs to the scores of *all* B x B pairings, ``forward(x, z) -> scores``
+with ``scores[i, j] = T(x_i, z_j)`` (positives on the diagonal):
+
+- :class:`SeparableCritic`: ``f(x) . g(z)`` with two MLPs (Poole et al. 2019's "separable" critic), (B, B).
+- :class:`ConcatCritic`: one MLP on the concatenation ``[x_i; z_j]`` for every pair (MINE's critic), (B, B).
+- :class:`ImageCritic`: the paper's encode-and-dot-product critic (S Table 2; Hjelm et al. 2018), per-location
+  scores (B, B, L); defined in :mod:`robustmi.mi.image_critic`.
+
+:func:`create_critic` builds any of them by registry name.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+
+import torch
+from torch import Tensor, nn
+
+from robustmi.errors import ConfigError
+from robustmi.mi.image_critic import ImageCritic
+
+__all__ = ["ConcatCritic", "ImageCritic", "SeparableCritic", "create_critic", "list_critics"]
+
+
+def _mlp(in_dim: int, hidden: int, out_dim: int, layers: int = 2) -> nn.Sequential:
+    """``layers`` hidden Linear+ReLU layers of width ``hidden``, then a Linear to ``out_dim``."""
+    mods: list[nn.Module] = []
+    width = in_dim
+    for _ in range(layers):
+        mods += [nn.Linear(width, hidden), nn.ReLU()]
+        width = hidden
+    mods.append(nn.Linear(width, out_dim))
+    return nn.Sequential(*mods)
+
+
+def _check_pair(x: Tensor, z: Tensor, x_dim: int, z_dim: int) -> None:
+    """Raise ConfigError unless x is (B, x_dim) and z is (B, z_dim) with the same B."""
+    if x.dim() != 2 or z.dim() != 2 or x.shape[1] != x_dim or z.shape[1] != z_dim:
+        raise ConfigError(
+            f"critic expects x (B, {x_dim}) and z (B, {z_dim}), got {tuple(x.shape)} and {tuple(z.shape)}; "
+            "flatten inputs or build the critic with matching x_dim/z_dim"
+        )
+    if x.shape[0] != z.shape[0]:
+        raise ConfigError(f"x and z batch sizes differ ({x.shape[0]} vs {z.shape[0]}); pass paired samples")
+
+
+class SeparableCritic(nn.Module):
+    """Separable critic ``T(x, z) = f(x) . g(z)`` for vectors.
+
+    Args:
+        x_dim: size of a flattened x.
+        z_dim: size of a flattened z.
+        hidden: width of the two hidden layers of each MLP.
+        embed: size of the shared embedding space of f and g.
+
+    Shapes:
+        forward(x (B, x_dim), z (B, z_dim)) -> scores (B, B), ``scores[i, j] = f(x_i) . g(z_j)``.
+    """
+
+    def __init__(self, x_dim: int, z_dim: int, hidden: int = 256, embed: int = 128) -> None:
+        super().__init__()
+        self.x_dim, self.z_dim = x_dim, z_dim
+        self.f = _mlp(x_dim, hidden, embed)
+        self.g = _mlp(z_dim, hidden, embed)
+
+    def forward(self, x: Tensor, z: Tensor) -> Tensor:
+        """Score every x_i against every z_j: (B, x_dim), (B, z_dim) -> (B, B)."""
+        _check_pair(x, z, self.x_dim, self.z_dim)
+        return self.f(x) @ self.g(z).t()  # (B, E) @ (E, B) -> (B, B)
+
+
+class ConcatCritic(nn.Module):
+    """Concatenated critic ``T(x, z) = MLP([x; z])`` evaluated on all B x B pairs (MINE's critic).
+
+    Costs B^2 MLP evaluations per batch; prefer :class:`SeparableCritic` for large batches.
+
+    Args:
+        x_dim: size of a flattened x.
+        z_dim: size of a flattened z.
+        hidden: width of the two hidden layers.
+
+    Shapes:
+        forward(x (B, x_dim), z (B, z_dim)) -> scores (B, B), ``scores[i, j] = MLP([x_i; z_j])``.
+    """
+
+    def __init__(self, x_dim: int, z_dim: int, hidden: int = 256) -> None:
+        super().__init__()
+        self.x_dim, self.z_dim = x_dim, z_dim
+        self.net = _mlp(x_dim + z_dim, hidden, 1)
+
+    def forward(self, x: Tensor, z: Tensor) -> Tensor:
+        """Score every x_i against every z_j: (B, x_dim), (B, z_dim) -> (B, B)."""
+        _check_pair(x, z, self.x_dim, self.z_dim)
+        b = x.shape[0]
+        xx = x.unsqueeze(1).expand(b, b, self.x_dim)  # (B, x_dim) -> (B, B, x_dim), row i = x_i
+        zz = z.unsqueeze(0).expand(b, b, self.z_dim)  # (B, z_dim) -> (B, B, z_dim), column j = z_j
+        pairs = torch.cat([xx, zz], dim=-1)  # (B, B, x_dim + z_dim)
+        return self.net(pairs).squeeze(-1)  # (B, B, 1) -> (B, B)
+
+
+_CRITICS: dict[str, Callable[..., nn.Module]] = {
+    "separable": SeparableCritic,
+    "concat": ConcatCritic,
+    "image": ImageCritic,
+}
+
+
+def list_critics() -> list[str]:
+    """Names accepted by :func:`create_critic`: separable, concat, image."""
+    return list(_CRITICS)
+
+
+def create_critic(name: str, **kwargs: object) -> nn.Module:
+    """Build a critic by name.
+
+    Args:
+        name: one of :func:`list_critics`.
+        **kwargs: constructor arguments of the critic class (``None`` values are dropped so unset options keep
+            their defaults), e.g. ``x_dim``/``z_dim`` for vector critics, ``in_chans``/``z_dim``/``width`` for
+            ``"image"``.
+
+    Returns:
+        The critic module, ``forward(x, z) -> scores``.
+
+    Raises:
+        ConfigError: unknown name (the message lists the valid ones), an argument the critic does not take, or
+            a missing required one.
+
+    Example:
+        >>> critic = create_critic("separable", x_dim=10, z_dim=10)
+        >>> critic(torch.randn(4, 10), torch.randn(4, 10)).shape
+        torch.Size([4, 4])
+    """
+    if name not in _CRITICS:
+        raise ConfigError(f"unknown critic {name!r}; choose one of {', '.join(_CRITICS)}")
+    kwargs = {k: v for k, v in kwargs.items() if v is not None}
+    cls = _CRITICS[name]
+    params = inspect.signature(cls).parameters
+    unknown = sorted(set(kwargs) - set(params))
+    if unknown:
+        raise ConfigError(
+            f"critic {name!r} does not take {', '.join(unknown)}; valid arguments: {', '.join(params)}"
+        )
+    missing = [k for k, p in params.items() if p.default is inspect.Parameter.empty and k not in kwargs]
+    if missing:
+        raise ConfigError(f"critic {name!r} needs {', '.join(missing)}; pass them as keyword arguments")
+    return cls(**kwargs)
