@@ -1,0 +1,221 @@
+"""Save, load and resolve models: ``save_model``, ``load_model``, ``resolve_model``.
+
+A saved model is a plain ``state_dict`` (``RUN/model.pt``) plus a JSON sidecar holding its spec
+``{"name", "kwargs"}``, written with ``robustmi.runs.save_checkpoint`` and read back with
+``weights_only=True``.
+Specs nest for compositions, so a probe built from a registry encoder and ``create_head`` reloads::
+
+    {"name": "classifier", "kwargs": {"encoder": {"name": "baseline-h-encoder", "kwargs": {...}},
+                                      "head": {"name": "head", "kwargs": {"kind": "mlp", "in_dim": 64, ...}}}}
+
+Other composite names: ``"layer-tap"`` (``{"model": spec, "layer", "flatten"}``) and ``"factory"``
+(``{"spec": "pkg.module:factory"}``, a user's model rebuilt by calling its factory again).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from robustmi.errors import CheckpointError, ModelError
+from robustmi.models.factory import is_factory_spec, load_factory
+from robustmi.models.heads import Classifier, Head, create_head
+from robustmi.models.registry import create_model, list_models
+from robustmi.models.taps import LayerTap
+
+MODEL_FILE = "model.pt"
+_SAVE_HINT = 'build it with create_model/create_head/Classifier/LayerTap or resolve_model("module:factory")'
+
+
+def get_model_spec(model: nn.Module) -> dict[str, Any]:
+    """The JSON spec that rebuilds ``model`` (architecture only, no weights).
+
+    Raises:
+        ModelError: the model was built some other way, so there is no recipe to rebuild it.
+    """
+    spec = getattr(model, "model_spec", None)
+    if spec is not None:
+        return spec
+    if isinstance(model, Classifier):
+        return {
+            "name": "classifier",
+            "kwargs": {"encoder": get_model_spec(model.encoder), "head": get_model_spec(model.head)},
+        }
+    if isinstance(model, Head):
+        return {"name": "head", "kwargs": model.head_spec}
+    if isinstance(model, LayerTap):
+        return {
+            "name": "layer-tap",
+            "kwargs": {"model": get_model_spec(model.model), "layer": model.layer, "flatten": model.flatten},
+        }
+    raise ModelError(f"cannot save a {type(model).__name__}: no recipe to rebuild it; {_SAVE_HINT}")
+
+
+def build_from_spec(spec: Any) -> nn.Module:
+    """Rebuild an (untrained) model from a spec written by :func:`get_model_spec`.
+
+    Raises:
+        CheckpointError: the spec is malformed.
+        ModelError: it names an unknown model or a factory that cannot be imported.
+    """
+    if not (
+        isinstance(spec, dict) and isinstance(spec.get("name"), str) and isinstance(spec.get("kwargs"), dict)
+    ):
+        raise CheckpointError(
+            f"model spec {spec!r} lacks a name and kwargs; re-save the model with save_model"
+        )
+    name, kwargs = spec["name"], spec["kwargs"]
+    if name == "classifier":
+        return Classifier(build_from_spec(kwargs.get("encoder")), build_from_spec(kwargs.get("head")))
+    if name == "head":
+        return create_head(**kwargs)
+    if name == "layer-tap":
+        return LayerTap(build_from_spec(kwargs.get("model")), kwargs["layer"], kwargs.get("flatten", True))
+    if name == "factory":
+        return load_factory(kwargs["spec"])
+    return create_model(name, **kwargs)
+
+
+def load_state_dict_strict(model: nn.Module, state_dict: dict[str, Any], source: str) -> None:
+    """``model.load_state_dict(state_dict)`` ; a one-line ModelError names bad keys."""
+    own = model.state_dict()
+    missing = sorted(set(own) - set(state_dict))
+    unexpected = sorted(set(state_dict) - set(own))
+    misshaped = sorted(
+        k
+        for k in set(own) & set(state_dict)
+        if tuple(own[k].shape) != tuple(getattr(state_dict[k], "shape", ()))
+    )
+    if missing or unexpected or misshaped:
+        parts = [
+            f"{label}: {', '.join(keys[:8])}{' ...' if len(keys) > 8 else ''}"
+            for label, keys in (("missing", missing), ("unexpected", unexpected), ("wrong shape", misshaped))
+            if keys
+        ]
+        raise ModelError(
+            f"weights in {source} do not fit the model ({'; '.join(parts)}); "
+            "use weights saved from the same architecture"
+        )
+    model.load_state_dict(state_dict)
+
+
+def _model_path(path: str | Path) -> Path:
+    """A run folder -> ``RUN/model.pt``; a file path stays as it is."""
+    path = Path(path)
+    return path / MODEL_FILE if path.is_dir() or path.suffix not in (".pt", ".pth") else path
+
+
+def save_model(model: nn.Module, path: str | Path) -> Path:
+    """Save ``model``'s state_dict and spec (atomic; JSON sidecar beside the .pt file).
+
+    Args:
+        model: a model with a spec (see :func:`get_model_spec`).
+        path: a ``.pt``/``.pth`` file, or a run folder (``RUN/model.pt``; folder created if needed).
+
+    Returns:
+        The path of the written .pt file.
+
+    Raises:
+        ModelError: the model has no spec.
+    """
+    from robustmi.runs import save_checkpoint  # lazy: runs may import heavier things than models needs
+
+    spec = get_model_spec(model)
+    target = _model_path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    # detach + cpu: a checkpoint stores values (no autograd graph) and must load on machines without the GPU
+    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    save_checkpoint(target, {"model": state}, {"name": spec["name"], "kwargs": spec["kwargs"]})
+    return target
+
+
+def load_model(path: str | Path) -> nn.Module:
+    """Rebuild a model saved by :func:`save_model`, on the CPU and in eval mode.
+
+    Args:
+        path: a run folder (reads ``RUN/model.pt``) or a model ``.pt`` file.
+
+    Returns:
+        The model with its weights, in ``eval()`` mode (call ``.train()`` to fine-tune).
+
+    Raises:
+        CheckpointError: missing or unreadable file, or one that is not a saved model.
+        ModelError: its spec names an unknown model or its weights do not fit.
+    """
+    from robustmi.runs import load_checkpoint
+
+    target = _model_path(path)
+    if not target.is_file():
+        where = (
+            f"run folder {path} has no {MODEL_FILE}"
+            if Path(path).is_dir()
+            else f"model file {path} not found"
+        )
+        raise CheckpointError(f"{where}; give a finished run folder or a .pt file written by save_model")
+    tensors, meta = load_checkpoint(target)
+    if "model" not in tensors or "name" not in meta:
+        raise CheckpointError(f"{target} is not a model saved by save_model (no model weights or spec)")
+    model = build_from_spec({"name": meta["name"], "kwargs": meta.get("kwargs", {})})
+    load_state_dict_strict(model, tensors["model"], str(target))
+    return model.eval()
+
+
+def _read_weights(weights: str | Path) -> dict[str, Any]:
+    """A state_dict from a file: a plain ``torch.save(model.state_dict())`` or a ``save_model`` file."""
+    path = Path(weights)
+    if not path.is_file():
+        raise ModelError(f"weights file {weights} not found; give a state_dict saved with torch.save")
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # unpickling errors have many types; all mean "not a plain state_dict"
+        raise ModelError(
+            f"cannot read weights {weights} with weights_only=True ({type(exc).__name__}); "
+            "save them with torch.save(model.state_dict(), path)"
+        ) from exc
+    if isinstance(obj, dict):
+        for key in ("model", "state_dict"):
+            if isinstance(obj.get(key), dict):
+                obj = obj[key]
+                break
+    if not (isinstance(obj, dict) and obj and all(isinstance(v, torch.Tensor) for v in obj.values())):
+        raise ModelError(f"{weights} holds no state_dict; save one with torch.save(model.state_dict(), path)")
+    return obj
+
+
+def resolve_model(spec: str, weights: str | None = None) -> nn.Module:
+    """Turn a ``--model`` value into a module.
+
+    Args:
+        spec: a run folder, a model ``.pt`` file (``save_model``), ``"pkg.module:factory"``,
+            ``"path/to/file.py:factory"`` (factory called with no arguments), or a registered model name.
+        weights: optional state_dict file loaded into the model (strict, ``weights_only=True``).
+
+    Returns:
+        The model. Loaded models come in eval mode; factories' and registry models' mode is left as built.
+
+    Raises:
+        ModelError: a spec that names nothing usable, a factory problem, or weights that do not fit.
+        CheckpointError: an unreadable model file.
+
+    Example:
+        >>> model = resolve_model("runs/probe")                          # doctest: +SKIP
+        >>> model = resolve_model("my_nets.py:encoder", weights="enc.pt")  # doctest: +SKIP
+    """
+    path = Path(spec)
+    if path.is_dir() or (path.is_file() and path.suffix in (".pt", ".pth")):
+        model = load_model(path)
+    elif is_factory_spec(spec):
+        model = load_factory(spec)
+    elif spec in list_models():
+        model = create_model(spec)
+    else:
+        raise ModelError(
+            f"cannot resolve model {spec!r}: not a run folder, a .pt file, pkg.module:factory, "
+            f"file.py:factory or a registered model ({', '.join(list_models())})"
+        )
+    if weights is not None:
+        load_state_dict_strict(model, _read_weights(weights), str(weights))
+    return model
