@@ -18,7 +18,7 @@ from torch import Tensor
 from robustmi.data.cifar import read_cifar_split
 from robustmi.data.dataset import Dataset, get_dataset_info, list_datasets
 from robustmi.data.idx import idx_stem, parse_idx_images, parse_idx_labels, read_idx_bytes, verify_checksum
-from robustmi.data.sources import LAYOUTS, locate
+from robustmi.data.sources import LAYOUTS, locate, user_roots
 from robustmi.data.svhn import read_svhn
 from robustmi.data.synthetic import SYNTHETIC_SIZES, make_synthetic
 from robustmi.errors import DataError
@@ -150,5 +150,9 @@ def check_datasets(data_dir: str | Path | None = None) -> list[dict]:
         One dict per dataset of :func:`list_datasets`, with keys ``name``, ``available`` (both splits load),
         ``path`` (folder found, or ``None``), ``train`` / ``test`` (sample counts or ``None``) and ``hint``
         (``None`` when available, else the error: what is wrong and how to fix it).
+
+    Raises:
+        DataError: ``data_dir`` or ``$ROBUSTMI_DATA`` names a folder that does not exist.
     """
+    user_roots(data_dir)  # a mistyped folder is one error, not a "missing" line per dataset
     return [_check_one(name, data_dir) for name in list_datasets()]

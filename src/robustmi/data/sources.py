@@ -95,8 +95,8 @@ def builtin_roots(name: str) -> list[Path]:
     return []
 
 
-def search_roots(name: str, data_dir: str | Path | None = None) -> list[Path]:
-    """Folders searched for ``name``, in order: ``data_dir``, ``$ROBUSTMI_DATA``, then the built-in sources.
+def user_roots(data_dir: str | Path | None = None) -> list[Path]:
+    """The folders the user named, in search order: ``data_dir``, then ``$ROBUSTMI_DATA`` (each if set).
 
     Raises:
         DataError: ``data_dir`` or ``$ROBUSTMI_DATA`` is given but is not a folder (a typo would otherwise
@@ -114,7 +114,16 @@ def search_roots(name: str, data_dir: str | Path | None = None) -> list[Path]:
         if not root.is_dir():
             raise DataError(f"{ENV_VAR}={env} is not a directory; create it or unset {ENV_VAR}")
         roots.append(root)
-    return roots + builtin_roots(name)
+    return roots
+
+
+def search_roots(name: str, data_dir: str | Path | None = None) -> list[Path]:
+    """Folders searched for ``name``, in order: ``data_dir``, ``$ROBUSTMI_DATA``, then the built-in sources.
+
+    Raises:
+        DataError: as :func:`user_roots`.
+    """
+    return user_roots(data_dir) + builtin_roots(name)
 
 
 def locate(name: str, split: str, data_dir: str | Path | None = None) -> tuple[Path, list[Path]]:
