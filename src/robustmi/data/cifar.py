@@ -9,6 +9,7 @@ array-reconstruction globals and refuses everything else.
 
 from __future__ import annotations
 
+import importlib
 import pickle
 from pathlib import Path
 from typing import Any
@@ -22,21 +23,22 @@ TEST_FILES = ("test_batch",)
 _ROW = 3 * 32 * 32
 
 
-def _numpy_reconstruct() -> Any:
-    try:  # numpy >= 2 moved the implementation to numpy._core
-        from numpy._core.multiarray import _reconstruct
+def _numpy_private(module: str, name: str) -> Any:
+    """numpy's pickle helper ``numpy._core.<module>.<name>`` (``numpy.core`` before numpy 2)."""
+    try:
+        return getattr(importlib.import_module(f"numpy._core.{module}"), name)
     except ImportError:  # pragma: no cover - numpy 1.x
-        from numpy.core.multiarray import _reconstruct
-    return _reconstruct
+        return getattr(importlib.import_module(f"numpy.core.{module}"), name)
 
 
-# (module, name) -> object, for exactly the globals a pickled plain ndarray needs (written by numpy 1 or 2).
+# (module, name) -> object, for exactly the globals a pickled plain ndarray needs, whether written by numpy 1
+# or 2: _reconstruct (protocols 0-4) or _frombuffer (protocol 5), plus the ndarray and dtype types.
 _ALLOWED: dict[tuple[str, str], Any] = {
-    ("numpy.core.multiarray", "_reconstruct"): _numpy_reconstruct(),
-    ("numpy._core.multiarray", "_reconstruct"): _numpy_reconstruct(),
-    ("numpy", "ndarray"): np.ndarray,
-    ("numpy", "dtype"): np.dtype,
+    (f"{package}.{module}", name): _numpy_private(module, name)
+    for package in ("numpy.core", "numpy._core")
+    for module, name in (("multiarray", "_reconstruct"), ("numeric", "_frombuffer"))
 }
+_ALLOWED.update({("numpy", "ndarray"): np.ndarray, ("numpy", "dtype"): np.dtype})
 
 
 # What a malformed or truncated pickle stream raises while being decoded.
