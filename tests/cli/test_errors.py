@@ -96,11 +96,6 @@ def test_verbose_shows_the_traceback(app: typer.Typer) -> None:
 # typer 0.29 (installed) vendors click as typer._click (no `click` module): main.py's `import click` in its
 # generic `except Exception` branch raises ModuleNotFoundError; and in non-standalone mode typer *returns* a
 # typer.Exit code, which main() drops. Remove these markers once main.py handles both (strict: a pass fails).
-_VENDORED_CLICK = pytest.mark.xfail(strict=True, raises=ModuleNotFoundError,
-                                    reason="main.py imports click, which typer 0.29 does not install")
-
-
-@_VENDORED_CLICK
 def test_a_bug_is_not_hidden(app: typer.Typer) -> None:
     @app.command()
     def fail() -> None:
@@ -110,7 +105,6 @@ def test_a_bug_is_not_hidden(app: typer.Typer) -> None:
         cli_main.main(["fail"])
 
 
-@_VENDORED_CLICK
 def test_usage_error_exit_2_without_traceback(app: typer.Typer, capsys: pytest.CaptureFixture) -> None:
     @app.command()
     def ok() -> None:
@@ -121,7 +115,6 @@ def test_usage_error_exit_2_without_traceback(app: typer.Typer, capsys: pytest.C
     assert "No such option" in err and "Traceback" not in err
 
 
-@pytest.mark.xfail(strict=True, reason="main.py ignores the exit code typer returns in non-standalone mode")
 def test_explicit_exit_code_passes_through(app: typer.Typer, capsys: pytest.CaptureFixture) -> None:
     @app.command()
     def stop() -> None:

@@ -11,6 +11,7 @@ import pkgutil
 import sys
 
 import typer
+from typer.exceptions import TyperException
 
 from robustmi.errors import RobustMIError
 
@@ -27,7 +28,9 @@ _state = {"verbose": False}
 
 
 @app.callback()
-def _root(verbose: bool = typer.Option(False, "--verbose", help="Show tracebacks for robustmi errors.")) -> None:
+def _root(
+    verbose: bool = typer.Option(False, "--verbose", help="Show tracebacks for robustmi errors."),
+) -> None:
     _state["verbose"] = verbose
 
 
@@ -42,26 +45,30 @@ def _register_commands() -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Entry point: run the app; a ``RobustMIError`` becomes one line on stderr and exit code 2."""
+    """Entry point: run the app; a ``RobustMIError`` becomes one line on stderr and exit code 2.
+
+    Usage errors (unknown option, bad value) also exit 2 with click's message; any other exception is a bug in
+    robustmi and propagates with its traceback.
+    """
     _register_commands()
+    verbose = "--verbose" in (argv if argv is not None else sys.argv[1:])
     try:
-        app(args=argv, standalone_mode=False)
+        code = app(args=argv, standalone_mode=False)
     except RobustMIError as error:
-        if _state["verbose"] or "--verbose" in (argv if argv is not None else sys.argv):
+        if verbose:
             raise
         print(f"robustmi: error: {error}", file=sys.stderr)
         raise SystemExit(2) from None
     except typer.Exit as done:
         raise SystemExit(done.exit_code) from None
-    except SystemExit:
-        raise
-    except Exception as error:  # click usage errors arrive here in non-standalone mode
-        import click
-
-        if isinstance(error, click.exceptions.ClickException):
-            error.show()
-            raise SystemExit(2) from None
-        if isinstance(error, click.exceptions.Abort):
-            print("robustmi: aborted", file=sys.stderr)
-            raise SystemExit(130) from None
-        raise
+    except typer.Abort:
+        print("robustmi: aborted", file=sys.stderr)
+        raise SystemExit(130) from None
+    except TyperException as error:  # usage errors: typer's bundled click exceptions show themselves
+        show = getattr(error, "show", None)
+        if callable(show):
+            show()
+        else:
+            print(f"robustmi: error: {error.format_message()}", file=sys.stderr)
+        raise SystemExit(2 if error.exit_code in (1, 2) else error.exit_code) from None
+    raise SystemExit(code if isinstance(code, int) else 0)
