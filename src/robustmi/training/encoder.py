@@ -1,0 +1,112 @@
+"""``train_encoder``: an unsupervised encoder by Deep InfoMax or worst-case MI (paper §5, Algorithm 1).
+
+The encoder (Baseline-H front by default: three 4×4 stride-2 convs 64/128/256, FC 1024, FC 64) and the DIM
+critic (``robustmi.mi.DIMObjective``: its own conv x-branch, no shared parameters, paper S Table 2) are
+trained together by one Adam over both parameter sets. The authors' code gives each sub-module its own Adam
+with the same learning rate and no weight decay; Adam's update is per parameter, so that is the same update.
+
+Run folder: config.yaml, metrics.jsonl (``mi`` per step/epoch; ``mi_clean``/``mi_worst`` per epoch on held-out
+test images), checkpoints/last.pt, model.pt (the encoder, ``robustmi.models.save_model``), critic.pt
+(``robustmi.mi.save_dim_objective``) and results.json.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from robustmi.data import get_dataset_info
+from robustmi.models import create_model, save_model
+from robustmi.training.config import EncoderRunConfig
+from robustmi.training.distributed import wrap_ddp
+from robustmi.training.engine import Engine
+from robustmi.training.session import Session, load_test_split, load_train_split
+from robustmi.training.steps import EncoderStep, MILoss
+from robustmi.training.validation import clean_and_worst_mi
+
+
+def build_encoder_and_critic(cfg: EncoderRunConfig) -> tuple[torch.nn.Module, torch.nn.Module]:
+    """The encoder ``cfg.arch`` for ``cfg.dataset`` and a DIM critic sized to it."""
+    from robustmi.mi import DIMObjective
+
+    encoder = create_model(cfg.arch, dataset=cfg.dataset)
+    in_chans = get_dataset_info(cfg.dataset).image_shape[0]
+    dim = DIMObjective(in_chans, encoder.feature_dim, estimator=cfg.estimator, critic_width=cfg.critic_width,
+                       num_convs=cfg.num_convs)
+    return encoder, dim
+
+
+def train_encoder(cfg: EncoderRunConfig, out_dir: str | Path, resume: bool = False) -> dict[str, Any]:
+    """Train an encoder with ``cfg.objective`` (``mi`` or ``worst-case-mi``) and write the run folder.
+
+    Args:
+        cfg: the run config (``robustmi.training.get_preset("encoder", "cpu")`` for a start).
+        out_dir: run folder; refused if it holds another run, unless ``resume``.
+        resume: continue from ``out_dir/checkpoints/last.pt`` (a fresh start if there is none yet).
+
+    Returns:
+        The results.json content: training summary, final training MI, the last epochs' held-out clean and
+        worst-case MI, every protocol knob. (On ranks other than 0 of a DDP run: the training summary only.)
+
+    Raises:
+        ConfigError, DataError, CheckpointError, ModelError: bad config, missing data, folder in use.
+
+    Example:
+        >>> cfg = get_preset("encoder", "smoke", objective="worst-case-mi")
+        >>> results = train_encoder(cfg, "runs/enc")
+    """
+    train, test = load_train_split(cfg), load_test_split(cfg)  # no data: fail before touching the folder
+    with Session(cfg, out_dir, resume) as session:
+        encoder, dim = build_encoder_and_critic(cfg)
+        encoder, dim = encoder.to(session.device), dim.to(session.device)
+        session.after_models_built()
+        groups = [{"params": encoder.parameters()}, {"params": dim.parameters()}]
+        optimizer = torch.optim.Adam(groups, lr=cfg.lr)
+        engine = Engine(session.engine_config(), modules={"encoder": encoder, "critic": dim},
+                        optimizers={"adam": optimizer}, run_dir=session.run, dist_info=session.dist)
+        loss = wrap_ddp(MILoss(encoder, dim, cfg.gather_negatives), session.dist)
+        attack = cfg.attack if cfg.objective == "worst-case-mi" else None
+        step = EncoderStep(encoder, dim, loss, attack, engine.autocast, engine.step_generator)
+        held_out = test.images[:cfg.mi_eval_samples]
+        mi_batch = min(cfg.batch_size, max(cfg.mi_eval_samples, 1))
+
+        def measure_mi(epoch: int) -> dict[str, float] | None:
+            if cfg.mi_eval_samples == 0:
+                return None
+            return clean_and_worst_mi(encoder, dim, held_out, cfg.attack, batch_size=mi_batch,
+                                      info=session.dist)
+
+        summary = engine.fit(train.images, train.labels, step, on_epoch_end=measure_mi, resume=resume)
+        session.finish_training()
+        if not session.dist.is_main:
+            return {"training": summary}
+        save_model(encoder.cpu(), session.run.path / "model.pt")
+        from robustmi.mi import save_dim_objective
+
+        save_dim_objective(dim.cpu(), session.run.path / "critic.pt")
+        results = session.results("encoder", summary, _mi_results(cfg, session.run, summary, mi_batch))
+        session.write_results(results)
+    return results
+
+
+def _mi_results(cfg: EncoderRunConfig, run: Any, summary: dict[str, Any], mi_batch: int) -> dict[str, Any]:
+    """Final training MI and the last epochs' held-out clean / worst-case MI, from metrics.jsonl."""
+    epochs = [r for r in run.read_metrics() if r.get("kind") == "epoch"]
+    last = epochs[-3:]
+
+    def mean(key: str) -> float | None:
+        values = [r[key] for r in last if key in r]
+        return sum(values) / len(values) if values else None
+
+    return {"objective": cfg.objective, "arch": cfg.arch, "estimator": cfg.estimator,
+            "critic_width": cfg.critic_width, "num_convs": cfg.num_convs,
+            "gather_negatives": cfg.gather_negatives,
+            "train_mi": summary["last_epoch_metrics"].get("mi", epochs[-1].get("mi") if epochs else None),
+            "mi_clean": mean("mi_clean"), "mi_worst": mean("mi_worst"),
+            "mi_epochs_averaged": len(last), "mi_eval_samples": cfg.mi_eval_samples,
+            "mi_eval_batch": mi_batch,
+            "mi_note": "mi_clean/mi_worst: the training critic on held-out test images, averaged over the "
+                       "last epochs; not a representation-vulnerability estimate (robustmi vulnerability)",
+            "history": [{k: r.get(k) for k in ("epoch", "mi", "mi_clean", "mi_worst")} for r in epochs]}

@@ -1,0 +1,323 @@
+"""The one training loop every run kind shares; encoder, probe and supervised runs differ in their step.
+
+``Engine.fit`` runs epochs over in-memory tensors: each epoch draws a permutation from its own
+``torch.Generator`` (the same on every rank), cuts it into global batches of ``batch_size`` (the remainder is
+dropped, so every step sees a full batch) and gives each rank its slice (``distributed.shard_batch``). For
+each batch it calls ``step(images, labels) -> (loss, metrics)``, backpropagates ``loss`` and steps every
+optimiser. Schedulers step once per epoch. Metrics go to ``RunDir.log_metrics`` (and TensorBoard when asked).
+
+State for ``resume`` is written to ``RUN/checkpoints/last.pt`` at each epoch end and whenever a limit
+(``max_steps``, ``max_minutes``) stops training: modules, optimisers, schedulers, every rank's global RNG
+state, the data and step generators, epoch, batch position, step, elapsed time and the early-stopping best.
+Resuming replays the permutation of the interrupted epoch from its saved generator state and skips the batches
+already done, so in deterministic mode a resumed run ends with the same weights as an uninterrupted one.
+
+Example:
+    >>> engine = Engine(EngineConfig(epochs=2, batch_size=64), modules={"model": model},
+    ...                 optimizers={"model": torch.optim.Adam(model.parameters())}, run_dir=run)
+    >>> summary = engine.fit(images, labels, step)   # step(x, y) -> (loss, {"loss": float})
+"""
+
+from __future__ import annotations
+
+import copy
+import sys
+import time
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import torch
+import torch.distributed as dist
+from torch import Tensor, nn
+
+from robustmi.errors import CheckpointError, ConfigError
+from robustmi.runs import get_rng_state, load_checkpoint, save_checkpoint, set_rng_state
+from robustmi.training.distributed import DistInfo, all_gather_objects, all_reduce_mean, shard_batch
+
+Step = Callable[[Tensor, Tensor], tuple[Tensor, dict[str, float]]]
+EpochHook = Callable[[int], dict[str, float] | None]
+
+
+@dataclass
+class EngineConfig:
+    """Loop knobs (the run configs' shared fields map onto these one to one)."""
+
+    epochs: int
+    batch_size: int
+    max_steps: int | None = None
+    max_minutes: float | None = None
+    log_every: int = 50
+    seed: int = 0
+    bf16: bool = False
+    progress: bool = True
+    tensorboard: bool = False
+
+
+@dataclass
+class EngineState:
+    """Where training stands; saved in the checkpoint's meta (JSON)."""
+
+    epoch: int = 0            # epochs completed
+    batch: int = 0            # batches of the current epoch done
+    step: int = 0             # optimiser steps done
+    elapsed_s: float = 0.0    # training time over all sessions
+    best_score: float | None = None
+    best_epoch: int | None = None
+    stopped_by: str = ""      # "epochs", "max_steps" or "max_minutes" once training ends
+    epoch_sums: dict[str, float] = field(default_factory=dict)  # running sums of this epoch's step metrics
+
+
+class Engine:
+    """Epoch loop, optimiser steps, checkpoints, resume, logging and early-stopping selection.
+
+    Args:
+        cfg: loop knobs.
+        modules: name -> module whose state is checkpointed (unwrapped; DDP wrappers live in the step).
+        optimizers: name -> optimiser; all are zeroed before and stepped after each ``step``.
+        schedulers: name -> LR scheduler stepped at each epoch end.
+        run_dir: a ``robustmi.runs.RunDir`` (on rank 0) for metrics and checkpoints, or ``None``.
+        dist_info: this process's rank, world size and device.
+    """
+
+    def __init__(self, cfg: EngineConfig, *, modules: dict[str, nn.Module], optimizers: dict[str, Any],
+                 schedulers: dict[str, Any] | None = None, run_dir: Any = None,
+                 dist_info: DistInfo | None = None) -> None:
+        self.cfg, self.modules, self.optimizers = cfg, modules, optimizers
+        self.schedulers = schedulers or {}
+        self.run_dir, self.dist = run_dir, dist_info or DistInfo()
+        self.state = EngineState()
+        # data order: identical on every rank, so the ranks' slices tile each global batch
+        self.data_generator = torch.Generator().manual_seed(cfg.seed)
+        self.epoch_generator_state = self.data_generator.get_state()
+        # attack starts, augmentation: different on every rank, on the training device
+        self.step_generator = torch.Generator(device=self.dist.device)
+        self.step_generator.manual_seed(cfg.seed + 1 + self.dist.rank)
+        self.best_modules: dict[str, dict[str, Tensor]] | None = None
+        self._writer = _tensorboard_writer(run_dir, cfg.tensorboard) if self.dist.is_main else None
+
+    def autocast(self) -> AbstractContextManager:
+        """bf16 autocast for a training forward pass when ``cfg.bf16`` (attacks disable it themselves)."""
+        return torch.autocast(device_type=self.dist.device.type, dtype=torch.bfloat16, enabled=self.cfg.bf16)
+
+    @property
+    def checkpoint_path(self):
+        return None if self.run_dir is None else self.run_dir.checkpoint_dir / "last.pt"
+
+    def fit(self, images: Tensor, labels: Tensor, step: Step, *, on_epoch_start: EpochHook | None = None,
+            on_epoch_end: EpochHook | None = None, select: str | None = None, resume: bool = False) -> dict:
+        """Train until ``epochs``, ``max_steps`` or ``max_minutes``; keep the best epoch if ``select`` is set.
+
+        Args:
+            images: (N, C, H, W) training images on the training device (or CPU; batches are moved).
+            labels: (N,) labels (ignored by unsupervised steps, still sliced alongside).
+            step: ``step(x, y) -> (loss, metrics)`` for this rank's (B / W, ...) slice of a global batch.
+            on_epoch_start: called with the epoch index after every module is put in ``train()`` mode.
+            on_epoch_end: called with the epoch index; returns validation metrics to log (and select on).
+            select: metric of ``on_epoch_end`` to maximise; the best epoch's module states are restored at the
+                end (early stopping). ``None`` keeps the last epoch.
+            resume: continue from ``RUN/checkpoints/last.pt`` if it exists.
+
+        Returns:
+            Summary: epochs, steps, elapsed_s, stopped_by, best_epoch, best_score, last epoch metrics.
+        """
+        batches = _batches_per_epoch(images.shape[0], self.cfg.batch_size)
+        if resume:
+            self.load()
+        last: dict[str, float] = {}
+        start = time.monotonic() - self.state.elapsed_s
+        while self.state.epoch < self.cfg.epochs and not self.state.stopped_by:
+            if self._run_epoch(images, labels, step, batches, on_epoch_start, start):
+                last = self._end_epoch(on_epoch_end, select)
+            self.state.elapsed_s = time.monotonic() - start
+            if self.state.epoch < self.cfg.epochs and not self.state.stopped_by:
+                self.save()
+        self.state.stopped_by = self.state.stopped_by or "epochs"
+        self.save()
+        if select is not None and self.best_modules is not None:
+            for name, module in self.modules.items():
+                module.load_state_dict(self.best_modules[name])
+        if self._writer is not None:
+            self._writer.close()
+        return {"epochs": self.state.epoch, "steps": self.state.step,
+                "elapsed_s": round(self.state.elapsed_s, 2), "stopped_by": self.state.stopped_by,
+                "best_epoch": self.state.best_epoch, "best_score": self.state.best_score,
+                "last_epoch_metrics": last}
+
+    def _run_epoch(self, images: Tensor, labels: Tensor, step: Step, batches: int,
+                   on_epoch_start: EpochHook | None, start: float) -> bool:
+        """Run the rest of the current epoch; True if it completed, False if a limit stopped it."""
+        for module in self.modules.values():
+            module.train()
+        if on_epoch_start is not None:
+            on_epoch_start(self.state.epoch)
+        self.data_generator.set_state(self.epoch_generator_state)
+        perm = torch.randperm(images.shape[0], generator=self.data_generator)  # (N,)
+        bar = _progress(batches, self.state.batch, self.state.epoch, self.cfg.progress and self.dist.is_main)
+        while self.state.batch < batches:
+            if self._limit_reached(start):
+                bar.close()
+                return False
+            b = self.state.batch
+            idx = shard_batch(perm[b * self.cfg.batch_size:(b + 1) * self.cfg.batch_size], self.dist)
+            metrics = self._train_step(step, images[idx], labels[idx])
+            self.state.batch += 1
+            self.state.step += 1
+            for key, value in metrics.items():
+                self.state.epoch_sums[key] = self.state.epoch_sums.get(key, 0.0) + value
+            if self.state.step % self.cfg.log_every == 0:
+                self._log({"kind": "step", "epoch": self.state.epoch, "step": self.state.step, **metrics})
+            bar.update(1)
+            bar.set_postfix({k: f"{v:.3g}" for k, v in metrics.items()}, refresh=False)
+        bar.close()
+        self.epoch_generator_state = self.data_generator.get_state()
+        return True
+
+    def _train_step(self, step: Step, x: Tensor, y: Tensor) -> dict[str, float]:
+        x, y = x.to(self.dist.device, non_blocking=True), y.to(self.dist.device, non_blocking=True)
+        for optimizer in self.optimizers.values():
+            optimizer.zero_grad(set_to_none=True)
+        loss, metrics = step(x, y)
+        if not torch.isfinite(loss.detach()):
+            raise ConfigError(f"training loss is {loss.item()} at step {self.state.step}; lower lr or turn "
+                              f"off bf16 and resume from the last checkpoint")
+        loss.backward()
+        for optimizer in self.optimizers.values():
+            optimizer.step()
+        return metrics
+
+    def _limit_reached(self, start: float) -> bool:
+        """Check max_steps / max_minutes; under DDP rank 0's clock decides for everyone (no rank left
+        behind)."""
+        if self.cfg.max_steps is not None and self.state.step >= self.cfg.max_steps:
+            self.state.stopped_by = "max_steps"
+        elif self.cfg.max_minutes is not None:
+            late = torch.tensor([float(time.monotonic() - start >= 60.0 * self.cfg.max_minutes)])
+            if self.dist.enabled:
+                dist.broadcast(late, src=0)
+            if late.item():
+                self.state.stopped_by = "max_minutes"
+        return bool(self.state.stopped_by)
+
+    def _end_epoch(self, on_epoch_end: EpochHook | None, select: str | None) -> dict[str, float]:
+        """Average the epoch's step metrics over steps and ranks, validate, select, log, step schedulers."""
+        batches_done = max(self.state.batch, 1)
+        train = all_reduce_mean({k: v / batches_done for k, v in self.state.epoch_sums.items()}, self.dist)
+        extra = (on_epoch_end(self.state.epoch) if on_epoch_end is not None else None) or {}
+        record = {**train, **extra}
+        if select is not None:
+            if select not in extra:
+                raise KeyError(f"on_epoch_end did not return the selection metric {select!r}")
+            if self.state.best_score is None or extra[select] > self.state.best_score:
+                self.state.best_score, self.state.best_epoch = float(extra[select]), self.state.epoch
+                self.best_modules = {n: copy.deepcopy(m.state_dict()) for n, m in self.modules.items()}
+        for scheduler in self.schedulers.values():
+            scheduler.step()
+        lrs = {f"lr_{n}": o.param_groups[0]["lr"] for n, o in self.optimizers.items()}
+        self._log({"kind": "epoch", "epoch": self.state.epoch, "step": self.state.step, **record, **lrs})
+        self.state.epoch += 1
+        self.state.batch = 0
+        self.state.epoch_sums = {}
+        return record
+
+    def _log(self, record: dict[str, Any]) -> None:
+        if not self.dist.is_main:
+            return
+        if self.run_dir is not None:
+            self.run_dir.log_metrics(record)
+        if self._writer is not None:
+            for key, value in record.items():
+                if isinstance(value, float):
+                    self._writer.add_scalar(f"{record['kind']}/{key}", value, record["step"])
+
+    def save(self) -> None:
+        """Write the training state to ``RUN/checkpoints/last.pt`` (all ranks take part; rank 0 writes)."""
+        rng = all_gather_objects(get_rng_state(), self.dist)
+        step_gens = all_gather_objects(self.step_generator.get_state(), self.dist)
+        if not self.dist.is_main or self.checkpoint_path is None:
+            return
+        tensors: dict[str, Any] = {
+            "modules": {n: m.state_dict() for n, m in self.modules.items()},
+            "optimizers": {n: o.state_dict() for n, o in self.optimizers.items()},
+            "schedulers": {n: s.state_dict() for n, s in self.schedulers.items()},
+            "rng": rng, "step_generators": step_gens,
+            "epoch_generator": self.epoch_generator_state,
+            "best_modules": self.best_modules or {},
+        }
+        meta = {**asdict(self.state), "world_size": self.dist.world_size}
+        meta["elapsed_s"] = float(meta["elapsed_s"])
+        save_checkpoint(self.checkpoint_path, tensors, meta)
+
+    def load(self) -> bool:
+        """Restore the state saved by :meth:`save`; False (and a fresh start) if there is no checkpoint
+        yet."""
+        path = self.checkpoint_path
+        if path is None:
+            raise CheckpointError("resume needs a run folder; pass the --out folder of the run to resume")
+        if not path.is_file():
+            return False
+        tensors, meta = load_checkpoint(path)
+        try:
+            for name, module in self.modules.items():
+                module.load_state_dict(tensors["modules"][name])
+            for name, optimizer in self.optimizers.items():
+                optimizer.load_state_dict(tensors["optimizers"][name])
+            for name, scheduler in self.schedulers.items():
+                scheduler.load_state_dict(tensors["schedulers"][name])
+        except (KeyError, RuntimeError, ValueError) as error:
+            raise CheckpointError(f"checkpoint {str(path)!r} does not match this run ({str(error)[:120]}); "
+                                  f"resume with the same config, or start a new --out folder") from None
+        same_world = meta.get("world_size") == self.dist.world_size
+        rank = self.dist.rank if same_world else 0  # another world size: the resume is not bit-exact
+        set_rng_state(tensors["rng"][rank])
+        self.step_generator.set_state(tensors["step_generators"][rank])
+        self.epoch_generator_state = tensors["epoch_generator"]
+        self.best_modules = tensors["best_modules"] or None
+        fields = {k: meta[k] for k in asdict(EngineState()) if k in meta}
+        self.state = EngineState(**fields)
+        self.state.stopped_by = ""  # limits are re-checked against this session's config
+        return True
+
+
+def _batches_per_epoch(n: int, batch_size: int) -> int:
+    if n < batch_size:
+        raise ConfigError(f"{n} training images are fewer than batch_size={batch_size}; lower batch_size or "
+                          f"raise train_limit")
+    return n // batch_size
+
+
+class _NoBar:
+    def update(self, n: int) -> None:
+        pass
+
+    def set_postfix(self, *args: Any, **kwargs: Any) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def _progress(total: int, done: int, epoch: int, enabled: bool) -> Any:
+    """A tqdm bar on an interactive terminal (rank 0); a silent stand-in otherwise or without tqdm."""
+    if not enabled or not sys.stderr.isatty():
+        return _NoBar()
+    try:
+        from tqdm import tqdm
+    except ImportError:
+        return _NoBar()
+    return tqdm(total=total, initial=done, desc=f"epoch {epoch}", leave=False, dynamic_ncols=True)
+
+
+def _tensorboard_writer(run_dir: Any, enabled: bool) -> Any:
+    if not enabled:
+        return None
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        raise ConfigError("tensorboard=true needs the tensorboard package; pip install tensorboard "
+                          "(or set tensorboard=false)") from None
+    if run_dir is None:
+        return None
+    return SummaryWriter(log_dir=str(run_dir.path / "tensorboard"))
+

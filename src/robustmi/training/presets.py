@@ -1,0 +1,232 @@
+"""Presets (``paper``, ``cpu``, ``smoke``) of each run kind; a config from preset + YAML + overrides.
+
+- ``paper``: the paper's settings (PAPER.md §2.4–2.5): the dataset's PGD threat for every attack (MNIST
+  ε 0.3, 10 steps of 0.1; Fashion-MNIST 0.1/10/0.02; SVHN 4/255/10/0.005; CIFAR-10 8/255/7/0.01), Adam
+  1e-4, batch 128, 300 epochs, critic width 2048; supervised ResNet/VGG/DenseNet: SGD 0.1 with momentum,
+  ÷10 every 50 of 200 epochs.
+- ``cpu``: the best result a 2-core CPU gives in about 45 minutes per encoder (DESIGN.md "What a CPU budget
+  gives"): critic width 512, a 5-step worst-case search, Adam 1e-3 (1e-4 barely moves in a few epochs), bf16
+  autocast for training, a wall-clock cap (``max_minutes``), evaluation on 2000 test images.
+- ``smoke``: seconds; 512 training images, 2 epochs, a tiny critic, 2 PGD steps. For tests and CI only.
+
+Precedence when building a config: preset < ``--config`` YAML < command options < ``key=value`` overrides.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from robustmi.errors import ConfigError
+from robustmi.runs import config_from_dict, config_to_dict
+from robustmi.training.config import EncoderRunConfig, ProbeRunConfig, SupervisedRunConfig
+
+PRESETS = ("paper", "cpu", "smoke")
+RUN_KINDS = {"encoder": EncoderRunConfig, "probe": ProbeRunConfig, "supervised": SupervisedRunConfig}
+_CNN_ARCHS = ("resnet18", "resnet50", "vgg16", "densenet121")
+
+
+def list_presets() -> list[str]:
+    """Names accepted by :func:`get_preset`."""
+    return list(PRESETS)
+
+
+def paper_attack(dataset: str) -> dict[str, Any]:
+    """The paper's PGD threat of ``dataset`` (S App. D.1) as ``AttackSettings`` fields.
+
+    Synthetic sets take the threat of the real set of the same shape (1 channel: MNIST, else CIFAR-10).
+    """
+    from robustmi.attacks import PAPER_THREAT
+    from robustmi.data import get_dataset_info
+
+    if dataset not in PAPER_THREAT:
+        dataset = "mnist" if get_dataset_info(dataset).image_shape[0] == 1 else "cifar10"
+    eps, steps, step_size = PAPER_THREAT[dataset]
+    return {"eps": float(eps), "steps": int(steps), "step_size": float(step_size), "random_start": False}
+
+
+def _cpu_attack(dataset: str) -> dict[str, Any]:
+    """A 5-step search: half the paper's steps at twice its step size (MNIST: 5 steps of 0.1, as
+    prototyped)."""
+    attack = paper_attack(dataset)
+    step_size = 0.1 if attack["eps"] == 0.3 else 2 * attack["step_size"]
+    return {**attack, "steps": 5, "step_size": step_size}
+
+
+def _smoke_attack(dataset: str) -> dict[str, Any]:
+    attack = paper_attack(dataset)
+    return {**attack, "steps": 2, "step_size": attack["eps"] / 2}
+
+
+_SMOKE = {"train_limit": 512, "epochs": 2, "batch_size": 64, "lr": 1e-3, "eval_limit": 128,
+          "eval_batch_size": 128, "log_every": 2}
+_CPU = {"lr": 1e-3, "eval_limit": 2000, "bf16": True, "log_every": 50}
+
+
+def _encoder_preset(name: str, dataset: str) -> dict[str, Any]:
+    if name == "paper":
+        return {"epochs": 300, "lr": 1e-4, "critic_width": 2048, "num_convs": 3,
+                "attack": paper_attack(dataset), "mi_eval_samples": 1000}
+    if name == "cpu":
+        return {**_CPU, "epochs": 30, "max_minutes": 40.0, "critic_width": 512, "num_convs": 3,
+                "attack": _cpu_attack(dataset), "mi_eval_samples": 512}
+    return {**_SMOKE, "critic_width": 64, "num_convs": 2, "attack": _smoke_attack(dataset),
+            "mi_eval_samples": 64}
+
+
+def _probe_preset(name: str, dataset: str) -> dict[str, Any]:
+    if name == "paper":
+        return {"epochs": 300, "lr": 1e-4, "attack": paper_attack(dataset), "val_size": 5000}
+    if name == "cpu":
+        return {**_CPU, "epochs": 10, "max_minutes": 12.0, "attack": paper_attack(dataset), "val_size": 2000}
+    return {**_SMOKE, "attack": _smoke_attack(dataset), "val_size": 128}
+
+
+def _supervised_preset(name: str, dataset: str, arch: str) -> dict[str, Any]:
+    from robustmi.data import get_dataset_info
+
+    augment = get_dataset_info(dataset).image_shape[0] == 3 and dataset != "svhn"
+    if name == "paper":
+        if arch in _CNN_ARCHS:
+            return {"epochs": 200, "lr": 0.1, "optimizer": "sgd", "momentum": 0.9, "weight_decay": 5e-4,
+                    "lr_milestones": [50, 100, 150], "augment": augment, "attack": paper_attack(dataset)}
+        return {"epochs": 300, "lr": 1e-4, "optimizer": "adam", "augment": augment,
+                "attack": paper_attack(dataset)}
+    if name == "cpu":
+        return {**_CPU, "epochs": 10, "max_minutes": 20.0, "augment": augment,
+                "attack": paper_attack(dataset)}
+    return {**_SMOKE, "attack": _smoke_attack(dataset)}
+
+
+def get_preset(kind: str, name: str, dataset: str = "mnist", **fields: Any) -> Any:
+    """The config of run ``kind`` under preset ``name`` for ``dataset``.
+
+    Args:
+        kind: ``"encoder"``, ``"probe"`` or ``"supervised"``.
+        name: ``"paper"``, ``"cpu"`` or ``"smoke"``.
+        dataset: dataset name (selects the threat model and augmentation).
+        **fields: further top-level fields (e.g. ``objective``, ``arch``, ``encoder``) set after the preset.
+
+    Returns:
+        An ``EncoderRunConfig``, ``ProbeRunConfig`` or ``SupervisedRunConfig``.
+
+    Raises:
+        ConfigError: unknown kind, preset or field.
+    """
+    return build_config(kind, name, dataset=dataset, fields=fields)
+
+
+def build_config(kind: str, preset: str = "paper", *, dataset: str | None = None,
+                 config_path: str | Path | None = None, fields: Mapping[str, Any] | None = None,
+                 overrides: Sequence[str] = ()) -> Any:
+    """Preset, then YAML file, then ``fields`` (command options), then ``key=value`` overrides.
+
+    Args:
+        kind: ``"encoder"``, ``"probe"`` or ``"supervised"``.
+        preset: ``"paper"``, ``"cpu"`` or ``"smoke"``.
+        dataset: dataset of the preset (``None``: the YAML/fields/overrides value, else the config default;
+            for probes, the encoder run's dataset).
+        config_path: optional YAML file with a partial config.
+        fields: top-level values from command options (``None`` values are skipped).
+        overrides: ``"key=value"`` / ``"attack.eps=8/255"`` strings, values parsed as YAML.
+
+    Returns:
+        The validated run config.
+
+    Raises:
+        ConfigError: unknown kind/preset/key, wrong type, invalid value, unreadable YAML.
+    """
+    if kind not in RUN_KINDS:
+        raise ConfigError(f"unknown run kind {kind!r}; choose one of: {', '.join(RUN_KINDS)}")
+    if preset not in PRESETS:
+        raise ConfigError(f"unknown preset {preset!r}; choose one of: {', '.join(PRESETS)}")
+    user = _read_yaml(config_path) if config_path is not None else {}
+    user.update({key: value for key, value in (fields or {}).items() if value is not None})
+    for override in overrides:
+        _apply_override(user, override)
+    cls = RUN_KINDS[kind]
+    dataset = dataset or user.get("dataset") or _default_dataset(kind, user)
+    arch = user.get("arch", cls.arch if kind == "supervised" else "")
+    table = {"encoder": lambda: _encoder_preset(preset, dataset),
+             "probe": lambda: _probe_preset(preset, dataset),
+             "supervised": lambda: _supervised_preset(preset, dataset, arch)}
+    merged = _deep_merge({**config_to_dict(cls()), **table[kind](), "dataset": dataset}, user)
+    return config_from_dict(cls, merged)
+
+
+def _default_dataset(kind: str, user: Mapping[str, Any]) -> str:
+    if kind == "probe" and user.get("encoder"):
+        found = encoder_dataset(str(user["encoder"]))
+        if found:
+            return found
+    return "mnist"
+
+
+def encoder_dataset(encoder: str | Path) -> str | None:
+    """The ``dataset`` recorded in an encoder run folder's config.yaml (``None`` if not a run folder)."""
+    path = Path(encoder) / "config.yaml"
+    if not path.is_file():
+        return None
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError:
+        return None
+    found = data.get("dataset") if isinstance(data, dict) else None
+    if isinstance(found, dict):  # a config.yaml that nests the resolved config under "config"
+        found = None
+    if found is None and isinstance(data, dict) and isinstance(data.get("config"), dict):
+        found = data["config"].get("dataset")
+    return str(found) if found else None
+
+
+def _read_yaml(path: str | Path) -> dict[str, Any]:
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file {str(path)!r} not found; check the --config path")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as error:
+        problem = str(error).replace("\n", " ")
+        raise ConfigError(f"config file {str(path)!r} is not valid YAML ({problem}); fix its syntax") \
+            from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {str(path)!r} must hold a mapping of keys to values; "
+                          f"write it as 'key: value' lines")
+    return data
+
+
+def _apply_override(raw: dict[str, Any], override: str) -> None:
+    """``"a.b=value"`` -> ``raw["a"]["b"] = yaml(value)`` (same syntax as ``robustmi.runs.load_config``)."""
+    key, sep, text = override.partition("=")
+    key = key.strip()
+    if not sep or not key or any(not part for part in key.split(".")):
+        raise ConfigError(f"malformed override {override!r}; write key=value, e.g. epochs=5, attack.eps=0.3")
+    try:
+        value = yaml.safe_load(text)
+    except yaml.YAMLError:
+        value = text  # e.g. an unbalanced bracket: keep the string; a typed field rejects it with its name
+    *parents, leaf = key.split(".")
+    node = raw
+    for part in parents:
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            raise ConfigError(f"override {override!r}: {part!r} is a single value, not a section; "
+                              f"set {part}=VALUE instead")
+        node = child
+    node[leaf] = value
+
+
+def _deep_merge(base: dict[str, Any], update: Mapping[str, Any]) -> dict[str, Any]:
+    """``base`` with ``update`` written over it; nested mappings merge key by key."""
+    out = dict(base)
+    for key, value in update.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), dict):
+            out[key] = _deep_merge(out[key], value)
+        else:
+            out[key] = value
+    return out

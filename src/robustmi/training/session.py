@@ -1,0 +1,127 @@
+"""What every run kind does around the engine: threads, process group, seeds, run folder, data, results.
+
+A :class:`Session` is entered by ``train_encoder`` / ``train_probe`` / ``train_supervised``. It refuses a
+folder holding another run (unless resuming) before anything is written, joins the torchrun process group if
+there is one, seeds every generator from ``cfg.seed`` (models are built identically on every rank), and after
+training (:meth:`Session.finish_training`) leaves the process group, so that rank 0's final evaluation and
+file writes never keep the other ranks waiting at a collective.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from robustmi.data import Dataset, load_dataset
+from robustmi.errors import ConfigError
+from robustmi.runs import RunDir, config_to_dict, seed_everything
+from robustmi.training.config import TrainSettings
+from robustmi.training.distributed import (
+    DistInfo,
+    check_batch_size,
+    setup_distributed,
+    teardown_distributed,
+)
+from robustmi.training.engine import EngineConfig
+
+PROTOCOL_KEYS = ("dataset", "seed", "batch_size", "lr", "epochs", "bf16", "train_limit", "eval_limit")
+
+
+class Session:
+    """Context manager around one run (see module docstring).
+
+    Args:
+        cfg: the run config (any of the three kinds).
+        out_dir: the run folder.
+        resume: continue the run in ``out_dir`` from its last checkpoint.
+
+    Attributes:
+        run: the :class:`robustmi.runs.RunDir`.
+        dist: this process's :class:`DistInfo`.
+        device: where training happens (``cuda:LOCAL_RANK`` under torchrun with GPUs, else CPU).
+    """
+
+    def __init__(self, cfg: TrainSettings, out_dir: str | Path, resume: bool = False) -> None:
+        self.cfg, self.out_dir, self.resume = cfg, Path(out_dir), resume
+        self.run: Any = None
+        self.dist = DistInfo()
+        self._threads = torch.get_num_threads()
+        self._started = time.monotonic()
+
+    def __enter__(self) -> Session:
+        if self.cfg.num_threads is not None:
+            torch.set_num_threads(self.cfg.num_threads)
+        self.dist = setup_distributed()
+        check_batch_size(self.cfg.batch_size, self.dist)
+        self.run = RunDir(self.out_dir, resume=self.resume)
+        self.run.write_config(self.cfg)
+        seed_everything(self.cfg.seed, deterministic=self.cfg.deterministic)
+        return self
+
+    @property
+    def device(self) -> torch.device:
+        return self.dist.device
+
+    def after_models_built(self) -> None:
+        """Give each rank its own global RNG stream (dropout) once the identical models exist."""
+        if self.dist.enabled:
+            seed_everything(self.cfg.seed + self.dist.rank, deterministic=self.cfg.deterministic)
+
+    def engine_config(self) -> EngineConfig:
+        c = self.cfg
+        return EngineConfig(epochs=c.epochs, batch_size=c.batch_size, max_steps=c.max_steps,
+                            max_minutes=c.max_minutes, log_every=c.log_every, seed=c.seed, bf16=c.bf16,
+                            tensorboard=c.tensorboard)
+
+    def finish_training(self) -> None:
+        """Leave the process group (after a barrier); later work is rank 0's alone."""
+        teardown_distributed(self.dist)
+
+    def results(self, kind: str, training: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+        """results.json content: the knobs at top level, the full config, training summary and ``extra``."""
+        knobs = {key: getattr(self.cfg, key) for key in PROTOCOL_KEYS}
+        attack = getattr(self.cfg, "attack", None)
+        return {"kind": kind, **knobs, "world_size": self.dist.world_size, **extra, "training": training,
+                "training_attack": config_to_dict(attack) if attack is not None else None,
+                "config": config_to_dict(self.cfg), "wall_s": round(time.monotonic() - self._started, 2)}
+
+    def write_results(self, results: dict[str, Any]) -> None:
+        if self.dist.is_main:
+            self.run.write_results(results)
+
+    def __exit__(self, kind, error, traceback) -> None:
+        if error is not None and self.dist.enabled and torch.distributed.is_initialized():
+            torch.distributed.destroy_process_group()  # no barrier: the other ranks may never reach it
+        torch.set_num_threads(self._threads)
+
+
+def load_train_split(cfg: TrainSettings) -> Dataset:
+    """The training set, cut to its first ``train_limit`` images."""
+    data = load_dataset(cfg.dataset, "train", cfg.data_dir)
+    return data.subset(cfg.train_limit) if cfg.train_limit is not None else data
+
+
+def load_test_split(cfg: TrainSettings) -> Dataset:
+    """The test set (evaluation takes its first ``eval_limit`` images)."""
+    return load_dataset(cfg.dataset, "test", cfg.data_dir)
+
+
+def hold_out(data: Dataset, size: int) -> tuple[Dataset, Dataset]:
+    """Split off the last ``size`` images as a validation set: (train part, validation part)."""
+    n = len(data)
+    if size >= n:
+        raise ConfigError(f"val_size={size} leaves no training images out of {n}; lower val_size")
+    return data.subset(torch.arange(n - size)), data.subset(torch.arange(n - size, n))
+
+
+def evaluation_summary(evaluation: dict[str, Any]) -> dict[str, Any]:
+    """Top-level accuracy fields from ``evaluate_robustness``'s dict (which is kept whole beside them)."""
+    attacks = evaluation.get("attacks", {})
+    return {"natural_accuracy": evaluation.get("natural_accuracy"),
+            "adversarial_accuracy": evaluation.get("worst_case_accuracy"),
+            "attack_accuracy": {name: a.get("accuracy") for name, a in attacks.items()},
+            "evaluation": evaluation}
+
