@@ -11,7 +11,15 @@ from robustmi.models import create_model, list_models, register_model
 
 
 def test_contract_models_are_registered():
-    expected = {"baseline-h-encoder", "baseline-h", "baseline-h-linear"}
+    expected = {
+        "baseline-h-encoder",
+        "baseline-h",
+        "baseline-h-linear",
+        "resnet18",
+        "resnet50",
+        "vgg16",
+        "densenet121",
+    }
     assert expected <= set(list_models())
     assert list_models() == sorted(list_models())
 
@@ -20,7 +28,7 @@ def test_unknown_name_lists_models_in_one_line():
     with pytest.raises(ModelError) as info:
         create_model("resnet9000")
     message = str(info.value)
-    assert "baseline-h-linear" in message and "\n" not in message
+    assert "baseline-h-linear" in message and "densenet121" in message and "\n" not in message
 
 
 def test_unknown_kwarg_names_it_and_the_accepted_ones():

@@ -5,7 +5,7 @@ Every model takes images in [0, 1] (it normalises them itself) and follows one i
 K) and ``num_classes``. Importing this package imports every model module, so all registrations run.
 """
 
-from robustmi.models import baseline_h  # noqa: F401  (registers the models)
+from robustmi.models import baseline_h, densenet, resnet, vgg  # noqa: F401  (registers the models)
 from robustmi.models.baseline_h import BaselineHEncoder
 from robustmi.models.factory import load_factory
 from robustmi.models.heads import HEAD_KINDS, Classifier, Head, create_head

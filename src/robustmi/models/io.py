@@ -165,22 +165,16 @@ def load_model(path: str | Path) -> nn.Module:
 
 def _read_weights(weights: str | Path) -> dict[str, Any]:
     """A state_dict from a file: a plain ``torch.save(model.state_dict())`` or a ``save_model`` file."""
-    path = Path(weights)
-    if not path.is_file():
+    from robustmi.runs import load_checkpoint  # weights_only=True; refuses pickled Python objects
+
+    if not Path(weights).is_file():
         raise ModelError(f"weights file {weights} not found; give a state_dict saved with torch.save")
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # unpickling errors have many types; all mean "not a plain state_dict"
-        raise ModelError(
-            f"cannot read weights {weights} with weights_only=True ({type(exc).__name__}); "
-            "save them with torch.save(model.state_dict(), path)"
-        ) from exc
-    if isinstance(obj, dict):
-        for key in ("model", "state_dict"):
-            if isinstance(obj.get(key), dict):
-                obj = obj[key]
-                break
-    if not (isinstance(obj, dict) and obj and all(isinstance(v, torch.Tensor) for v in obj.values())):
+    obj, _ = load_checkpoint(weights)
+    for key in ("model", "state_dict"):
+        if isinstance(obj.get(key), dict):
+            obj = obj[key]
+            break
+    if not (obj and all(isinstance(v, torch.Tensor) for v in obj.values())):
         raise ModelError(f"{weights} holds no state_dict; save one with torch.save(model.state_dict(), path)")
     return obj
 
