@@ -13,18 +13,21 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 
 def plot_table_comparison(rows: Sequence[dict[str, Any]], path: str | Path, title: str) -> Path:
-    """Grouped bars of our adversarial accuracy per table row (MLP and linear heads), paper values as markers."""
+    """Grouped bars of our PGD accuracy per table row (MLP and linear heads), the paper's as markers."""
     labels = list(dict.fromkeys(r["label"] for r in rows))
     fig, ax = plt.subplots(figsize=(10, 4.8))
     width = 0.38
     for offset, col, colour in ((-width / 2, "mlp_adv", "tab:blue"), (width / 2, "linear_adv", "tab:orange")):
         ours = [next(r["mean"] for r in rows if r["label"] == lab and r["column"] == col) for lab in labels]
-        paper = [next(r["paper_mean"] for r in rows if r["label"] == lab and r["column"] == col) for lab in labels]
+        paper = [
+            next(r["paper_mean"] for r in rows if r["label"] == lab and r["column"] == col) for lab in labels
+        ]
         xs = [i + offset for i in range(len(labels))]
         head = col.split("_")[0]
         ax.bar(xs, ours, width, color=colour, label=f"ours, {head} head")
-        ax.scatter(xs, paper, color="black", marker="_", s=300, zorder=3,
-                   label="paper" if col == "mlp_adv" else None)
+        ax.scatter(
+            xs, paper, color="black", marker="_", s=300, zorder=3, label="paper" if col == "mlp_adv" else None
+        )
     ax.set_xticks(range(len(labels)))
     ax.set_xticklabels([lab.replace(" + ", "\n+ ") for lab in labels], fontsize=7)
     ax.set_ylabel("PGD accuracy (%)")
@@ -37,13 +40,22 @@ def plot_table_comparison(rows: Sequence[dict[str, Any]], path: str | Path, titl
     return Path(path)
 
 
-def plot_scatter(xs: Sequence[float], ys: Sequence[float], names: Sequence[str], path: str | Path, *,
-                 xlabel: str, ylabel: str, title: str, line: tuple[Sequence[float], Sequence[float]] | None = None,
-                 line_label: str | None = None) -> Path:
+def plot_scatter(
+    xs: Sequence[float],
+    ys: Sequence[float],
+    names: Sequence[str],
+    path: str | Path,
+    *,
+    xlabel: str,
+    ylabel: str,
+    title: str,
+    line: tuple[Sequence[float], Sequence[float]] | None = None,
+    line_label: str | None = None,
+) -> Path:
     """Labelled scatter plot, optionally with a reference curve (e.g. the Theorem 3.4 ceiling)."""
     fig, ax = plt.subplots(figsize=(6.4, 4.8))
     ax.scatter(xs, ys, color="tab:blue", zorder=3, label="models")
-    for x, y, name in zip(xs, ys, names):
+    for x, y, name in zip(xs, ys, names, strict=True):
         ax.annotate(name, (x, y), fontsize=7, xytext=(3, 3), textcoords="offset points")
     if line is not None:
         ax.plot(line[0], line[1], color="tab:red", label=line_label)
@@ -52,6 +64,28 @@ def plot_scatter(xs: Sequence[float], ys: Sequence[float], names: Sequence[str],
     ax.set_title(title)
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return Path(path)
+
+
+def plot_bars(groups: dict[str, dict[str, float]], path: str | Path, *, ylabel: str, title: str) -> Path:
+    """Grouped bars: one group per key of ``groups``, one bar per inner key (the same in every group)."""
+    names = list(groups)
+    series = list(next(iter(groups.values())))
+    width = 0.8 / len(series)
+    fig, ax = plt.subplots(figsize=(7.5, 4.5))
+    for i, key in enumerate(series):
+        xs = [g + (i - (len(series) - 1) / 2) * width for g in range(len(names))]
+        values = [groups[name][key] for name in names]
+        bars = ax.bar(xs, values, width, label=key)
+        ax.bar_label(bars, fmt="%.2f" if max(abs(v) for v in values) < 10 else "%.1f", fontsize=7)
+    ax.set_xticks(range(len(names)))
+    ax.set_xticklabels(names, fontsize=8)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)

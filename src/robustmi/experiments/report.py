@@ -1,16 +1,16 @@
 """A tiny document model that writes the same report as Markdown and as self-contained HTML.
 
-Experiments build a :class:`Report` from headings, paragraphs, tables and images, then ``write`` it; nothing here
-knows about robustness or MI.
+Experiments build a :class:`Report` from headings, paragraphs, tables and images, then ``write`` it;
+nothing here knows about robustness or MI.
 """
 
 from __future__ import annotations
 
 import html
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
 
 
 def mean_std(values: Sequence[float]) -> tuple[float, float]:
@@ -99,13 +99,19 @@ class Report:
                 body.append(f"<table><thead><tr>{head}</tr></thead><tbody>{trs}</tbody></table>")
             elif kind == "image":
                 path, caption = value  # type: ignore[misc]
-                body.append(f'<figure><img src="{esc(path)}" alt="{esc(caption)}">'
-                            f"<figcaption>{esc(caption)}</figcaption></figure>")
-        style = ("body{font-family:sans-serif;max-width:1100px;margin:2em auto;line-height:1.45}"
-                 "table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #bbb;padding:4px 8px;"
-                 "text-align:right}th{background:#eee}img{max-width:100%}figcaption{color:#555}")
-        return (f"<!doctype html><html><head><meta charset='utf-8'><title>{esc(self.title)}</title>"
-                f"<style>{style}</style></head><body>{''.join(body)}</body></html>\n")
+                body.append(
+                    f'<figure><img src="{esc(path)}" alt="{esc(caption)}">'
+                    f"<figcaption>{esc(caption)}</figcaption></figure>"
+                )
+        style = (
+            "body{font-family:sans-serif;max-width:1100px;margin:2em auto;line-height:1.45}"
+            "table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #bbb;padding:4px 8px;"
+            "text-align:right}th{background:#eee}img{max-width:100%}figcaption{color:#555}"
+        )
+        return (
+            f"<!doctype html><html><head><meta charset='utf-8'><title>{esc(self.title)}</title>"
+            f"<style>{style}</style></head><body>{''.join(body)}</body></html>\n"
+        )
 
     def write(self, out_dir: str | Path) -> tuple[Path, Path]:
         """Write ``report.md`` and ``report.html`` into ``out_dir``; return both paths."""

@@ -1,12 +1,12 @@
 """Reproduce a downstream-classification table of the paper (P Table 1, S Tables 3 and 5) end to end.
 
-Per trial (seed): a standard DIM encoder and a worst-case-MI encoder trained without labels; on each, linear and
-MLP heads trained standard and robust (PGD-AT, head only), plus the early-stopped standard head (E.S.) on the
-worst-case-MI encoder; and fully-supervised Baseline-H (MLP top, linear top) trained standard and robust. Every
-cell is evaluated by PGD with the paper's per-dataset settings on the test set.
+Per trial (seed): a standard DIM encoder and a worst-case-MI encoder trained without labels; on each,
+linear and MLP heads trained standard and robust (PGD-AT, head only), plus the early-stopped standard head
+(E.S.) on the worst-case-MI encoder; and fully-supervised Baseline-H (MLP top, linear top) trained standard
+and robust. Every cell is evaluated by PGD with the paper's per-dataset settings on the test set.
 
-Runs live in ``OUT/runs/trial-K/<run>``; a finished run (results.json) is reused and an interrupted one resumes
-from its checkpoint, so re-running the same command continues an interrupted reproduction.
+Runs live in ``OUT/runs/trial-K/<run>``; a finished run (results.json) is reused and an interrupted one
+resumes from its checkpoint, so re-running the same command continues an interrupted reproduction.
 """
 
 from __future__ import annotations
@@ -27,9 +27,13 @@ BUDGETS = ("smoke", "cpu", "paper")
 
 # Training-time caps (minutes) of the ``cpu`` budget: the whole MNIST table in about 1.6 h on 2 cores.
 _CPU_MINUTES = {
-    "encoder-mi": 7.0, "encoder-worst-case-mi": 25.0,
-    "probe-standard": 2.5, "probe-early-stop": 3.0, "probe-robust": 5.0,
-    "supervised-standard": 2.5, "supervised-robust": 9.0,
+    "encoder-mi": 7.0,
+    "encoder-worst-case-mi": 25.0,
+    "probe-standard": 2.5,
+    "probe-early-stop": 3.0,
+    "probe-robust": 5.0,
+    "supervised-standard": 2.5,
+    "supervised-robust": 9.0,
 }
 
 
@@ -58,15 +62,22 @@ def table_plan() -> tuple[list[RunSpec], list[Cell]]:
     runs: list[RunSpec] = []
     cells: list[Cell] = []
     for objective in ("mi", "worst-case-mi"):
-        runs.append(RunSpec(f"encoder-{objective}", "encoder", {"objective": objective}, f"encoder-{objective}"))
+        runs.append(
+            RunSpec(f"encoder-{objective}", "encoder", {"objective": objective}, f"encoder-{objective}")
+        )
     probe_modes = {"mi": ("standard", "robust"), "worst-case-mi": ("standard", "early-stop", "robust")}
     for objective, modes in probe_modes.items():
         for mode in modes:
             for head in ("mlp", "linear"):
                 name = f"probe-{objective}-{head}-{mode}"
-                fields = {"head": head, "mode": "standard" if mode == "early-stop" else mode,
-                          "early_stop": "adversarial" if mode == "early-stop" else "none"}
-                runs.append(RunSpec(name, "probe", fields, f"probe-{mode}", encoder_run=f"encoder-{objective}"))
+                fields = {
+                    "head": head,
+                    "mode": "standard" if mode == "early-stop" else mode,
+                    "early_stop": "adversarial" if mode == "early-stop" else "none",
+                }
+                runs.append(
+                    RunSpec(name, "probe", fields, f"probe-{mode}", encoder_run=f"encoder-{objective}")
+                )
                 cells.append(Cell(f"{objective}/{mode}", head, name))
     for mode in ("standard", "robust"):
         for head, arch in (("mlp", "baseline-h"), ("linear", "baseline-h-linear")):
@@ -84,7 +95,9 @@ class TableResult:
     dataset: str
     budget: str
     trials: int
-    cells: dict[str, dict[str, list[float]]] = field(default_factory=dict)  # row -> column -> per-trial values
+    cells: dict[str, dict[str, list[float]]] = field(
+        default_factory=dict
+    )  # row -> column -> per-trial values
     run_seconds: dict[str, float] = field(default_factory=dict)
     wall_s: float = 0.0
 
@@ -97,7 +110,9 @@ def _config_for(spec: RunSpec, budget: str, dataset: str, seed: int, trial_dir: 
         fields["encoder"] = str(trial_dir / spec.encoder_run)
     if budget == "cpu":
         fields["max_minutes"] = _CPU_MINUTES[spec.budget_key]
-    return get_preset(spec.kind, budget, dataset=dataset, **{k: v for k, v in fields.items() if v is not None})
+    return get_preset(
+        spec.kind, budget, dataset=dataset, **{k: v for k, v in fields.items() if v is not None}
+    )
 
 
 def run_one(spec: RunSpec, cfg: Any, run_dir: Path) -> dict[str, Any]:
@@ -112,8 +127,15 @@ def run_one(spec: RunSpec, cfg: Any, run_dir: Path) -> dict[str, Any]:
     return train(cfg, run_dir, resume=resume)
 
 
-def reproduce_table(table: str, budget: str, out_dir: str | Path, *, trials: int = 1, data_dir: str | None = None,
-                    log: Callable[[str], None] = print) -> TableResult:
+def reproduce_table(
+    table: str,
+    budget: str,
+    out_dir: str | Path,
+    *,
+    trials: int = 1,
+    data_dir: str | None = None,
+    log: Callable[[str], None] = print,
+) -> TableResult:
     """Run (or continue) the whole protocol of ``table`` and write report.md, report.html, results.json.
 
     Args:
@@ -153,7 +175,8 @@ def reproduce_table(table: str, budget: str, out_dir: str | Path, *, trials: int
             cfg = _config_for(spec, budget, dataset, seed=trial, trial_dir=trial_dir, data_dir=data_dir)
             outputs[spec.name] = run_one(spec, cfg, run_dir)
             result.run_seconds[f"trial-{trial}/{spec.name}"] = round(
-                outputs[spec.name].get("wall_s", time.monotonic() - t0), 1)
+                outputs[spec.name].get("wall_s", time.monotonic() - t0), 1
+            )
         for cell in cells:
             res = outputs[cell.run]
             row = result.cells.setdefault(cell.row, {})
@@ -172,14 +195,25 @@ def _cell_rows(result: TableResult) -> list[dict[str, Any]]:
             values = result.cells.get(row, {}).get(col, [])
             mean, std = mean_std(values)
             p_mean, p_std = paper[row][col]
-            rows.append({"row": row, "label": label, "column": col, "values": values, "mean": mean, "std": std,
-                         "paper_mean": p_mean, "paper_std": p_std,
-                         "difference": None if not values else round(mean - p_mean, 2)})
+            rows.append(
+                {
+                    "row": row,
+                    "label": label,
+                    "column": col,
+                    "values": values,
+                    "mean": mean,
+                    "std": std,
+                    "paper_mean": p_mean,
+                    "paper_std": p_std,
+                    "difference": None if not values else round(mean - p_mean, 2),
+                }
+            )
     return rows
 
 
 def ordering_checks(result: TableResult) -> dict[str, bool | None]:
     """The paper's qualitative claims (P §6.2) evaluated on our means (``None`` where a cell is missing)."""
+
     def m(row: str, col: str) -> float | None:
         values = result.cells.get(row, {}).get(col)
         return mean_std(values)[0] if values else None
@@ -188,14 +222,18 @@ def ordering_checks(result: TableResult) -> dict[str, bool | None]:
         return None if a is None or b is None else a > b
 
     return {
-        "worst-case-mi + robust MLP beats DIM + robust MLP (adv)":
-            gt(m("worst-case-mi/robust", "mlp_adv"), m("mi/robust", "mlp_adv")),
-        "worst-case-mi + robust linear beats DIM + robust linear (adv)":
-            gt(m("worst-case-mi/robust", "linear_adv"), m("mi/robust", "linear_adv")),
-        "worst-case-mi + standard MLP beats DIM + standard MLP (adv)":
-            gt(m("worst-case-mi/standard", "mlp_adv"), m("mi/standard", "mlp_adv")),
-        "DIM + standard MLP has near-zero adversarial accuracy (< 5 %)":
-            None if m("mi/standard", "mlp_adv") is None else m("mi/standard", "mlp_adv") < 5.0,
+        "worst-case-mi + robust MLP beats DIM + robust MLP (adv)": gt(
+            m("worst-case-mi/robust", "mlp_adv"), m("mi/robust", "mlp_adv")
+        ),
+        "worst-case-mi + robust linear beats DIM + robust linear (adv)": gt(
+            m("worst-case-mi/robust", "linear_adv"), m("mi/robust", "linear_adv")
+        ),
+        "worst-case-mi + standard MLP beats DIM + standard MLP (adv)": gt(
+            m("worst-case-mi/standard", "mlp_adv"), m("mi/standard", "mlp_adv")
+        ),
+        "DIM + standard MLP has near-zero adversarial accuracy (< 5 %)": None
+        if m("mi/standard", "mlp_adv") is None
+        else m("mi/standard", "mlp_adv") < 5.0,
     }
 
 
@@ -206,18 +244,30 @@ def write_table_report(result: TableResult, out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
     plot_name = "table_comparison.png"
     plot_table_comparison(rows, out / plot_name, title=f"{result.table} ({result.budget} budget) vs paper")
-    payload = {"table": result.table, "dataset": result.dataset, "budget": result.budget, "trials": result.trials,
-               "cells": rows, "ordering_checks": checks, "run_seconds": result.run_seconds, "wall_s": result.wall_s}
+    payload = {
+        "table": result.table,
+        "dataset": result.dataset,
+        "budget": result.budget,
+        "trials": result.trials,
+        "cells": rows,
+        "ordering_checks": checks,
+        "run_seconds": result.run_seconds,
+        "wall_s": result.wall_s,
+    }
     (out / "results.json").write_text(json.dumps(payload, indent=2), encoding="utf-8")
 
     report = Report(f"robustmi reproduction: {result.table}")
-    report.text(f"Dataset {result.dataset}; budget '{result.budget}'; {result.trials} trial(s); "
-                f"total wall time {result.wall_s / 60:.1f} min (reused runs count their original time in the "
-                f"per-run list only). Accuracy in %, adversarial = PGD with the paper's settings on the test set.")
+    report.text(
+        f"Dataset {result.dataset}; budget '{result.budget}'; {result.trials} trial(s); "
+        f"total wall time {result.wall_s / 60:.1f} min (reused runs count their original time in the "
+        f"per-run list only). Accuracy in %, adversarial = PGD with the paper's settings on the test set."
+    )
     if result.budget != "paper":
-        report.text("This is NOT the paper's budget (300 epochs per model on a GPU): encoders and heads trained "
-                    "for minutes, so absolute numbers are far from the paper's. Compare the ordering of rows, "
-                    "not the values.")
+        report.text(
+            "This is NOT the paper's budget (300 epochs per model on a GPU): encoders and heads trained "
+            "for minutes, so absolute numbers are far from the paper's. Compare the ordering of rows, "
+            "not the values."
+        )
     header = ["g + h", "MLP nat", "MLP adv", "Linear nat", "Linear adv"]
     ours, theirs = [], []
     by_row: dict[str, dict[str, dict[str, Any]]] = {}
@@ -226,13 +276,22 @@ def write_table_report(result: TableResult, out: Path) -> None:
     for row, label in ROW_LABELS.items():
         cols = by_row[row]
         ours.append([label] + [fmt_mean_std(cols[c]["mean"], cols[c]["std"]) for c in COLUMNS])
-        theirs.append([label] + [f"{fmt_mean_std(cols[c]['paper_mean'], cols[c]['paper_std'])} "
-                                 f"(Δ {cols[c]['difference']:+.1f})" if cols[c]["difference"] is not None
-                                 else fmt_mean_std(cols[c]["paper_mean"], cols[c]["paper_std"]) for c in COLUMNS])
+        theirs.append(
+            [label]
+            + [
+                f"{fmt_mean_std(cols[c]['paper_mean'], cols[c]['paper_std'])} "
+                f"(Δ {cols[c]['difference']:+.1f})"
+                if cols[c]["difference"] is not None
+                else fmt_mean_std(cols[c]["paper_mean"], cols[c]["paper_std"])
+                for c in COLUMNS
+            ]
+        )
     report.heading("Our numbers (mean ± std over trials)").table(header, ours)
     report.heading("Paper's numbers (Δ = ours − paper)").table(header, theirs)
     report.heading("The paper's claims on our numbers")
-    report.bullets([f"{claim}: {'yes' if ok else 'no' if ok is not None else 'n/a'}" for claim, ok in checks.items()])
+    report.bullets(
+        [f"{claim}: {'yes' if ok else 'no' if ok is not None else 'n/a'}" for claim, ok in checks.items()]
+    )
     report.image(plot_name, "Adversarial accuracy per row: ours (bars) and the paper's (markers).")
     report.heading("Time per run (s)")
     report.table(["run", "seconds"], [[k, f"{v:.0f}"] for k, v in result.run_seconds.items()])

