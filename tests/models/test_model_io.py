@@ -18,7 +18,7 @@ from robustmi.models import (
     resolve_model,
     save_model,
 )
-from robustmi.runs import save_checkpoint
+from robustmi.runs import load_checkpoint, save_checkpoint
 
 USER_MODULE = """
     import torch
@@ -80,6 +80,20 @@ def test_layer_tap_round_trip_to_a_pt_file(tmp_path):
     loaded = load_model(tmp_path / "tap.pt")
     assert isinstance(loaded, LayerTap) and loaded.layer == "encoder.convs.2" and loaded.feature_dim == 2304
     _outputs_equal(loaded, tap, torch.rand(2, 1, 28, 28))
+
+
+def test_wrappers_are_unwrapped_before_saving(tmp_path):
+    model = create_model("baseline-h-linear")
+    save_model(nn.DataParallel(model), tmp_path / "dp.pt")
+    assert not any(k.startswith("module.") for k in load_checkpoint(tmp_path / "dp.pt")[0]["model"])
+    _outputs_equal(load_model(tmp_path / "dp.pt"), model, torch.rand(2, 1, 28, 28))
+
+
+@pytest.mark.slow
+def test_compiled_model_is_unwrapped(tmp_path):
+    model = create_model("baseline-h-linear")
+    save_model(torch.compile(model), tmp_path / "compiled.pt")  # never called, so nothing compiles
+    _outputs_equal(load_model(tmp_path / "compiled.pt"), model, torch.rand(2, 1, 28, 28))
 
 
 def test_model_without_a_recipe_cannot_be_saved(tmp_path):

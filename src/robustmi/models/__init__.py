@@ -16,6 +16,7 @@ from robustmi.models.io import (
     load_state_dict_strict,
     resolve_model,
     save_model,
+    unwrap_model,
 )
 from robustmi.models.layers import Normalize
 from robustmi.models.registry import create_model, list_models, register_model
@@ -41,4 +42,5 @@ __all__ = [
     "register_model",
     "resolve_model",
     "save_model",
+    "unwrap_model",
 ]

@@ -23,7 +23,10 @@ from robustmi.models.registry import register_model
 
 
 def _conv_block(cin: int, cout: int) -> nn.Sequential:
-    """Conv 4x4 stride 2 pad 1 (no bias: BN follows) -> BN -> ReLU; halves H and W (floor)."""
+    """Conv 4x4 stride 2 pad 1 (no bias: BN follows) -> BN -> ReLU; halves H and W (floor).
+
+    The ReLU is not in-place: a layer tap on the BN must see BN's own output, not the rectified one.
+    """
     return nn.Sequential(
         nn.Conv2d(cin, cout, kernel_size=4, stride=2, padding=1, bias=False),
         nn.BatchNorm2d(cout),

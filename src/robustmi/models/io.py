@@ -30,6 +30,17 @@ MODEL_FILE = "model.pt"
 _SAVE_HINT = 'build it with create_model/create_head/Classifier/LayerTap or resolve_model("module:factory")'
 
 
+def unwrap_model(model: nn.Module) -> nn.Module:
+    """The module inside DDP/DataParallel (``.module``) and ``torch.compile`` (``._orig_mod``) wrappers."""
+    while True:
+        if isinstance(model, (nn.parallel.DistributedDataParallel, nn.DataParallel)):
+            model = model.module
+        elif isinstance(getattr(model, "_orig_mod", None), nn.Module):
+            model = model._orig_mod
+        else:
+            return model
+
+
 def get_model_spec(model: nn.Module) -> dict[str, Any]:
     """The JSON spec that rebuilds ``model`` (architecture only, no weights).
 
@@ -112,7 +123,8 @@ def save_model(model: nn.Module, path: str | Path) -> Path:
     """Save ``model``'s state_dict and spec (atomic; JSON sidecar beside the .pt file).
 
     Args:
-        model: a model with a spec (see :func:`get_model_spec`).
+        model: a model with a spec (see :func:`get_model_spec`); DDP, DataParallel and ``torch.compile``
+            wrappers are unwrapped first, so the saved keys carry no ``module.``/``_orig_mod.`` prefix.
         path: a ``.pt``/``.pth`` file, or a run folder (``RUN/model.pt``; folder created if needed).
 
     Returns:
@@ -123,6 +135,7 @@ def save_model(model: nn.Module, path: str | Path) -> Path:
     """
     from robustmi.runs import save_checkpoint  # lazy: runs may import heavier things than models needs
 
+    model = unwrap_model(model)
     spec = get_model_spec(model)
     target = _model_path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
