@@ -65,11 +65,10 @@ def _read_cached(name: str, files: tuple[str, ...], stamps: tuple[tuple[int, int
 
 def _read_files(name: str, files: list[Path]) -> tuple[Tensor, Tensor]:
     """Cached uint8 ``(N, C, H, W)`` images and int64 ``(N,)`` labels; callers must not modify them."""
-    stamps = []
-    for path in files:
-        stat = path.stat()
-        stamps.append((stat.st_mtime_ns, stat.st_size))
-    return _read_cached(name, tuple(str(path.absolute()) for path in files), tuple(stamps))
+    # Keyed by the real file behind any symlink, so a folder of links to the packaged files shares the cache.
+    real = [path.resolve() for path in files]
+    stamps = tuple((stat.st_mtime_ns, stat.st_size) for stat in (path.stat() for path in real))
+    return _read_cached(name, tuple(str(path) for path in real), stamps)
 
 
 @lru_cache(maxsize=4)
