@@ -60,3 +60,15 @@ def test_local_map_sizes(name, local_28, local_32):
 def test_width_scales_features():
     assert create_model("resnet18", width=0.25).feature_dim == 128
     assert create_model("densenet121", width=0.25).feature_dim == 256
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", sorted(KNOWN))
+def test_full_width_forward_and_gradient(name):
+    model = create_model(name, in_chans=1, input_size=28, num_classes=10)
+    x = torch.rand(2, 1, 28, 28, requires_grad=True)
+    out = model(x)
+    assert out.shape == (2, 10)
+    out.sum().backward()
+    assert x.grad.abs().sum() > 0
+    assert model.eval().forward_features(torch.rand(2, 1, 32, 32)).shape == (2, KNOWN[name][1])
