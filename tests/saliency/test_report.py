@@ -2,6 +2,7 @@
 
 import json
 
+import matplotlib.image as plt_image
 import numpy as np
 import pytest
 import torch
@@ -28,9 +29,11 @@ def classifier_run(tmp_path_factory):
 
 def test_report_writes_grid_maps_and_results(mnist, classifier_run, tmp_path):
     model = create_model("baseline-h-linear", dataset="mnist")
-    results = saliency_report({"sup": str(classifier_run), "lin": model}, mnist, 3, "grad", tmp_path / "out")
+    models = {"sup": str(classifier_run), "lin": model}
+    results = saliency_report(models, mnist, 3, "grad", tmp_path / "out", grid_rows=2)
     out = tmp_path / "out"
-    assert (out / "saliency.png").stat().st_size > 0 and (out / "config.yaml").is_file()
+    assert plt_image.imread(out / "saliency.png").shape[:2] == (390, 510)  # 2 rows, 3 columns at 100 dpi
+    assert (out / "config.yaml").is_file()
     saved = json.loads((out / "results.json").read_text())
     assert saved["per_model"] == results["per_model"]
     assert saved["per_model"]["sup"]["target"] == "ce" and saved["method"] == "grad"
@@ -119,6 +122,29 @@ def test_config_defaults_are_the_documented_ones():
     assert (cfg.dataset, cfg.split, cfg.samples) == ("mnist", "test", 8)
     assert (cfg.method, cfg.target, cfg.scale) == ("grad", "auto", "absolute")
     assert (cfg.steps, cfg.smoothgrad_samples, cfg.noise, cfg.baseline) == (50, 50, 0.15, 0.0)
+
+
+class ToyDIM(torch.nn.Module):
+    """A batch-level MI-like score of (x, z) pairs: diagonal positives against all pairs (InfoNCE form)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.proj = torch.nn.Linear(784, 64)
+
+    def mi(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        scores = self.proj(x.flatten(1)) @ z.T  # (B, 784) -> (B, 64) @ (64, B) -> (B, B)
+        return scores.diag().mean() - scores.logsumexp(dim=1).mean()
+
+
+def test_encoder_with_dim_objective_gets_the_dim_loss_target(mnist, tmp_path):
+    torch.manual_seed(0)
+    encoder = create_model("baseline-h-encoder", dataset="mnist")
+    results = saliency_report({"enc": (encoder, ToyDIM())}, mnist, 3, "smoothgrad", tmp_path / "o",
+                              smoothgrad_samples=2)
+    assert results["per_model"]["enc"]["target"] == "mi"
+    assert results["per_model"]["enc"]["per_sample_target"] is False
+    with pytest.raises(ConfigError, match="samples >= 2"):
+        saliency_report({"enc": (encoder, ToyDIM())}, mnist, 1, "grad", tmp_path / "one")
 
 
 @pytest.mark.skipif(not hasattr(robustmi.mi, "save_dim_objective"), reason="robustmi.mi has no DIM yet")

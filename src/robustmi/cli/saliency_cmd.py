@@ -17,7 +17,7 @@ from robustmi.saliency import RESERVED_NAMES, SaliencyConfig, saliency_report
 
 _FLAGS = (
     "dataset", "split", "data_dir", "samples", "method", "target", "layer", "channel", "seed", "steps",
-    "baseline", "smoothgrad_samples", "noise", "scale", "threshold",
+    "baseline", "smoothgrad_samples", "noise", "scale", "threshold", "grid_rows",
 )
 
 
@@ -65,6 +65,7 @@ def saliency(
     noise: float = typer.Option(None, "--noise", help="SmoothGrad noise / input range (0.15)."),
     scale: str = typer.Option(None, "--scale", help="Grid colours: absolute | signed (default absolute)."),
     threshold: float = typer.Option(None, "--threshold", help="Foreground threshold (default 0.1)."),
+    grid_rows: int = typer.Option(None, "--grid-rows", help="Samples shown in the PNG (default 16)."),
     config: Path = typer.Option(None, "--config", help="YAML file with SaliencyConfig keys."),
     overrides: list[str] = typer.Argument(None, help="key=value overrides of the config, e.g. noise=0.2."),
 ) -> None:

@@ -26,7 +26,6 @@ from robustmi.saliency.alignment import (
 from robustmi.saliency.methods import (
     METHODS,
     compute_saliency,
-    frozen_modules,
     input_gradient,
     integrated_gradients,
     smoothgrad,
@@ -66,7 +65,6 @@ __all__ = [
     "edge_correlation",
     "foreground_fraction",
     "foreground_mass",
-    "frozen_modules",
     "input_gradient",
     "integrated_gradients",
     "is_classifier",

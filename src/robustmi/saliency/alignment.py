@@ -20,6 +20,11 @@ discarded; the foreground threshold suits dark-background images (MNIST, Fashion
 natural images; MNIST edge maps have many exactly-zero pixels, whose tied ranks are averaged. A constant map
 (e.g. an all-zero gradient) or a constant image has no defined correlation: that sample's value is NaN, the
 mean skips it and ``constant_maps`` counts it.
+
+Integrated Gradients (and any input-times-gradient map) from a black baseline is exactly zero wherever the
+pixel is black, so on MNIST every model's IG map sits on the digit and scores high on both numbers, even an
+untrained network's: compare models with ``grad`` (the paper's maps) or ``smoothgrad``, or give IG another
+``baseline``.
 """
 
 from __future__ import annotations

@@ -26,40 +26,17 @@ the whole batch along the path together; completeness holds for the batch sum.
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
+from robustmi.attacks import frozen_eval
 from robustmi.errors import ConfigError
 
 Target = Callable[[Tensor], Tensor]
 
 METHODS = ("grad", "smoothgrad", "ig")
-
-
-@contextlib.contextmanager
-def frozen_modules(*modules: nn.Module) -> Iterator[None]:
-    """Put modules in ``eval()`` with ``requires_grad_(False)``; restore modes and flags on exit.
-
-    ``eval()``: saliency explains the deployed model, so BatchNorm uses running statistics (no coupling of
-    samples through batch statistics, no update of the running buffers) and dropout is off.
-    """
-    modes = [[(m, m.training) for m in module.modules()] for module in modules]
-    flags = [[(p, p.requires_grad) for p in module.parameters()] for module in modules]
-    try:
-        for module in modules:
-            module.eval()
-            module.requires_grad_(False)
-        yield
-    finally:
-        for per_module in modes:
-            for m, training in per_module:
-                m.training = training
-        for per_module in flags:
-            for p, requires_grad in per_module:
-                p.requires_grad_(requires_grad)
 
 
 def input_gradient(target_fn: Target, x: Tensor) -> Tensor:
@@ -203,5 +180,7 @@ def compute_saliency(
         "smoothgrad": lambda: smoothgrad(target_fn, x, samples=samples, noise=noise, generator=generator),
         "ig": lambda: integrated_gradients(target_fn, x, steps=steps, baseline=baseline),
     }[method]
-    with frozen_modules(*getattr(target_fn, "modules", ())):
+    # eval(): saliency explains the deployed model, so BatchNorm uses its running statistics (samples stay
+    # independent, buffers untouched) and dropout is off; frozen parameters: only input gradients are needed.
+    with frozen_eval(*getattr(target_fn, "modules", ())):
         return run()

@@ -5,7 +5,8 @@ The library side of ``robustmi saliency`` (paper §4.3, Fig. 4-6). For each mode
 computes the maps of the same ``samples`` test images with one method, scores how image-aligned they are
 (:mod:`robustmi.saliency.alignment`) and writes, into the run folder ``out_dir``:
 
-- ``saliency.png``: rows = samples, columns = the input then each model (:mod:`robustmi.saliency.plot`);
+- ``saliency.png``: rows = samples (the first ``grid_rows``), columns = the input then each model
+  (:mod:`robustmi.saliency.plot`);
 - ``saliency.npz``: ``inputs`` (N, C, H, W), ``labels`` (N,), ``indices`` (N,) into the split, and one
   (N, C, H, W) array per model, keyed by the model's name;
 - ``results.json``: every setting, the sample indices, and per model its target and alignment numbers;
@@ -63,6 +64,8 @@ class SaliencyConfig:
         smoothgrad_samples: SmoothGrad's noisy copies; noise: its noise level (fraction of the input range).
         scale: grid colour scaling, ``"absolute"`` or ``"signed"``.
         threshold: foreground intensity threshold of the foreground-mass score.
+        grid_rows: the PNG shows the first ``grid_rows`` samples (all of them go into the npz and the scores,
+            so many samples can be scored while the figure stays readable).
     """
 
     models: list[str] = field(default_factory=list)
@@ -81,13 +84,14 @@ class SaliencyConfig:
     noise: float = 0.15
     scale: str = "absolute"
     threshold: float = 0.1
+    grid_rows: int = 16
 
     def __post_init__(self) -> None:
         choices = {"method": METHODS, "target": TARGETS, "scale": SCALES}
         for name, valid in choices.items():
             if getattr(self, name) not in valid:
                 raise ConfigError(f"unknown {name} {getattr(self, name)!r}; use one of {', '.join(valid)}")
-        for name in ("samples", "steps", "smoothgrad_samples"):
+        for name in ("samples", "steps", "smoothgrad_samples", "grid_rows"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.noise < 0:
@@ -271,6 +275,8 @@ def _write_outputs(path: Path, cfg, x, y, indices, maps, results) -> None:
     arrays = {name: m.numpy() for name, m in maps.items()}
     np.savez(path / "saliency.npz", inputs=x.numpy(), labels=y.numpy(), indices=indices.numpy(), **arrays)
     edge = {name: r[ALIGNMENT_METRIC] for name, r in results["per_model"].items()}
-    save_grid(path / "saliency.png", x, y, maps, scale=cfg.scale,
-              row_names=[f"#{int(i)}" for i in indices], scores=edge)
+    rows = slice(0, cfg.grid_rows)
+    shown = {name: m[rows] for name, m in maps.items()}
+    save_grid(path / "saliency.png", x[rows], y[rows], shown, scale=cfg.scale,
+              row_names=[f"#{int(i)}" for i in indices[rows]], scores=edge)
 
