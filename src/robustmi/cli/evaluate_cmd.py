@@ -1,0 +1,101 @@
+"""``robustmi evaluate``: robust accuracy of a classifier under one or more attacks.
+
+    robustmi evaluate --model runs/probe --attack paper --attack autoattack --limit 1000
+
+Reads the model with ``robustmi.models.resolve_model`` (run folder, .pt file, ``module:factory``), the dataset
+named by ``--dataset`` or else by the run folder's config.yaml, calls ``robustmi.attacks.evaluate_robustness``
+and writes ``results.json`` (natural accuracy, accuracy per attack with its settings and implementation,
+per-point worst case, sanity flags) into ``--out`` (default ``RUN/eval``), then prints a short table.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+import yaml
+
+from robustmi.attacks import evaluate_robustness, list_attack_presets, resolve_attacks
+from robustmi.data import load_dataset
+from robustmi.errors import ConfigError
+from robustmi.models import resolve_model
+from robustmi.runs import RunDir
+
+
+def _run_config(model: str) -> dict:
+    """The run folder's config.yaml as a dict ({} when ``model`` is not a run folder or has none)."""
+    path = Path(model) / "config.yaml"
+    if not path.is_file():
+        return {}
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError:
+        raise ConfigError(f"{path} is not valid YAML; fix it or pass --dataset") from None
+    return data if isinstance(data, dict) else {}
+
+
+def _default_out(model: str) -> Path:
+    if Path(model).is_dir():
+        return Path(model) / "eval"
+    raise ConfigError("--out is required when --model is not a run folder; e.g. --out runs/eval-mymodel")
+
+
+def _print_table(results: dict, out: Path) -> None:
+    typer.echo(f"{'attack':<16}{'accuracy':>10}  implementation")
+    typer.echo(f"{'natural':<16}{results['natural_accuracy']:>10.2%}")
+    for name, entry in results["attacks"].items():
+        typer.echo(f"{name:<16}{entry['accuracy']:>10.2%}  {entry['implementation']}")
+    typer.echo(f"{'worst case':<16}{results['worst_case_accuracy']:>10.2%}")
+    for flag in results["flags"]:
+        typer.echo(f"flag {flag['name']}: {flag['message']}")
+    typer.echo(f"results -> {out / 'results.json'}")
+
+
+def evaluate_command(
+    model: str = typer.Option(..., "--model", help="Run folder, model .pt file or 'module:factory'."),
+    attack: list[str] = typer.Option(
+        None,
+        "--attack",
+        help=f"Attack preset, repeatable: {' | '.join(list_attack_presets())} (default paper).",
+    ),
+    dataset: str = typer.Option(None, "--dataset", help="Dataset name (default: the run folder's dataset)."),
+    split: str = typer.Option("test", "--split", help="Dataset split to evaluate on."),
+    data_dir: str = typer.Option(None, "--data-dir", help="Folder searched first for dataset files."),
+    weights: str = typer.Option(
+        None, "--weights", help="state_dict file loaded into a 'module:factory' model."
+    ),
+    limit: int = typer.Option(None, "--limit", help="Evaluate only the first N points."),
+    batch_size: int = typer.Option(256, "--batch-size", help="Points per batch."),
+    seed: int = typer.Option(0, "--seed", help="Seed of random starts (PGD, AutoAttack)."),
+    individual: bool = typer.Option(
+        False, "--individual", help="Run every attack on every correct point (default: cascade)."
+    ),
+    out: Path = typer.Option(None, "--out", help="Folder for results.json (default RUN/eval)."),
+) -> None:
+    """Natural accuracy, accuracy under each attack and the per-point worst case; writes results.json."""
+    run_config = _run_config(model)
+    dataset = dataset or run_config.get("dataset")
+    if not dataset:
+        raise ConfigError("no dataset: pass --dataset (only run folders record their dataset)")
+    out = out if out is not None else _default_out(model)
+    attacks = resolve_attacks(list(attack or ["paper"]), dataset)  # bad presets fail before anything is read
+    data = load_dataset(dataset, split, data_dir or run_config.get("data_dir"))
+    network = resolve_model(model, weights)
+    run = RunDir(out)  # refuses to overwrite an earlier evaluation, before the attacks spend any time
+    results = evaluate_robustness(
+        network,
+        data,
+        attacks,
+        batch_size=batch_size,
+        limit=limit,
+        seed=seed,
+        cascade=not individual,
+    )
+    results.update({"model": model, "weights": weights, "split": split})
+    run.write_results(results)
+    _print_table(results, out)
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``evaluate`` to the robustmi app."""
+    app.command("evaluate")(evaluate_command)

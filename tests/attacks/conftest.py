@@ -1,0 +1,103 @@
+"""Shared fixtures: a small CNN adversarially trained (FGSM-RS) on real MNIST, and gradient-masked variants.
+
+The model is trained once per session on the first 10 000 MNIST training images (400 steps of batch 64,
+FGSM-RS at ε = 0.1, a few seconds on one core); tests evaluate it on the first MNIST test images.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from robustmi.attacks import classifier_objective, fgsm_rs, frozen_eval
+from robustmi.data import load_dataset
+
+TRAIN_EPS = 0.1
+
+
+class TinyCNN(nn.Module):
+    """Two strided convs and two linear layers: (B, 1, 28, 28) in [0, 1] -> (B, 10) logits."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.features = nn.Sequential(
+            nn.Conv2d(1, 16, 5, stride=2, padding=2),
+            nn.ReLU(),  # (B, 16, 14, 14)
+            nn.Conv2d(16, 32, 5, stride=2, padding=2),
+            nn.ReLU(),  # (B, 32, 7, 7)
+            nn.Flatten(),  # (B, 32, 7, 7) -> (B, 1568)
+            nn.Linear(32 * 7 * 7, 64),
+            nn.ReLU(),
+        )
+        self.head = nn.Linear(64, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(x))
+
+
+class QuantisedInput(nn.Module):
+    """Gradient masking by input quantisation: round() has zero gradient everywhere."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(torch.round(x * 255) / 255)
+
+
+class SaturatedSoftmax(nn.Module):
+    """Gradient masking by saturation: logits = 1e4·softmax, so the loss gradient underflows to exactly 0."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return 1e4 * self.model(x).softmax(dim=1)
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """One intra-op thread: the tiny batches here gain nothing from more, and CI cores are shared."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="session")
+def mnist_test():
+    """First 1000 real MNIST test images (robustmi.data Dataset)."""
+    return load_dataset("mnist", "test").subset(1000)
+
+
+@pytest.fixture(scope="session")
+def mnist_model() -> TinyCNN:
+    """TinyCNN trained with FGSM-RS (ε = 0.1) on 10 000 real MNIST training images; returned in eval mode."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # session fixtures start before the per-test _one_thread fixture
+    try:
+        return _train_mnist_model()
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _train_mnist_model() -> TinyCNN:
+    train = load_dataset("mnist", "train").subset(10_000)
+    torch.manual_seed(0)
+    model = TinyCNN()
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    generator = torch.Generator().manual_seed(0)
+    for _ in range(400):
+        idx = torch.randint(0, len(train), (64,), generator=generator)
+        x, y = train.images[idx], train.labels[idx]
+        with frozen_eval(model):  # adversarial examples against the current weights, no parameter grads
+            x = fgsm_rs(classifier_objective(model, y), x, eps=TRAIN_EPS, generator=generator)
+        loss = F.cross_entropy(model(x), y)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    return model.eval()
