@@ -1,6 +1,6 @@
 """Shared fixtures: a small CNN adversarially trained (FGSM-RS) on real MNIST, and gradient-masked variants.
 
-The model is trained once per session on the first 10 000 MNIST training images (400 steps of batch 64,
+The model is trained once per test run on the first 10 000 MNIST training images (400 steps of batch 64,
 FGSM-RS at ε = 0.1, a few seconds on one core); tests evaluate it on the first MNIST test images.
 """
 
@@ -59,33 +59,37 @@ class SaturatedSoftmax(nn.Module):
         return 1e4 * self.model(x).softmax(dim=1)
 
 
-@pytest.fixture(autouse=True)
+@pytest.fixture(scope="package", autouse=True)
 def _one_thread():
-    """One intra-op thread: the tiny batches here gain nothing from more, and CI cores are shared."""
+    """One intra-op thread while tests/attacks runs (restored after): the tiny batches here gain nothing from
+    more, and on shared cores idle-spinning OpenMP threads made the session fixtures 10-20x slower."""
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
 
 
-@pytest.fixture(scope="session")
-def mnist_test():
+@pytest.fixture
+def masked_models(mnist_model) -> dict[str, nn.Module]:
+    """The trained model behind two kinds of gradient masking."""
+    return {"quantised": QuantisedInput(mnist_model), "saturated": SaturatedSoftmax(mnist_model)}
+
+
+@pytest.fixture
+def untrained_model() -> TinyCNN:
+    """A freshly initialised TinyCNN (chance accuracy)."""
+    return TinyCNN().eval()
+
+
+@pytest.fixture(scope="package")
+def mnist_test(_one_thread):
     """First 1000 real MNIST test images (robustmi.data Dataset)."""
     return load_dataset("mnist", "test").subset(1000)
 
 
-@pytest.fixture(scope="session")
-def mnist_model() -> TinyCNN:
+@pytest.fixture(scope="package")
+def mnist_model(_one_thread) -> TinyCNN:
     """TinyCNN trained with FGSM-RS (ε = 0.1) on 10 000 real MNIST training images; returned in eval mode."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # session fixtures start before the per-test _one_thread fixture
-    try:
-        return _train_mnist_model()
-    finally:
-        torch.set_num_threads(threads)
-
-
-def _train_mnist_model() -> TinyCNN:
     train = load_dataset("mnist", "train").subset(10_000)
     torch.manual_seed(0)
     model = TinyCNN()
