@@ -19,10 +19,12 @@ from robustmi.mi.bounds import (
     nwj_bound,
 )
 from robustmi.mi.critics import ConcatCritic, ImageCritic, SeparableCritic, create_critic, list_critics
+from robustmi.mi.dim import DIMObjective, load_dim_objective, save_dim_objective
 from robustmi.mi.estimate import MIEstimate, estimate_mi, estimate_mi_of, report_bound_name
 
 __all__ = [
     "ConcatCritic",
+    "DIMObjective",
     "DVMovingAverage",
     "ImageCritic",
     "MIEstimate",
@@ -37,6 +39,8 @@ __all__ = [
     "jsd_bound",
     "list_bounds",
     "list_critics",
+    "load_dim_objective",
     "nwj_bound",
     "report_bound_name",
+    "save_dim_objective",
 ]
