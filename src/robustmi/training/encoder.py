@@ -18,6 +18,7 @@ from typing import Any
 import torch
 
 from robustmi.data import get_dataset_info
+from robustmi.mi import DIMObjective, save_dim_objective
 from robustmi.models import create_model, save_model
 from robustmi.training.config import EncoderRunConfig
 from robustmi.training.distributed import wrap_ddp
@@ -27,10 +28,8 @@ from robustmi.training.steps import EncoderStep, MILoss
 from robustmi.training.validation import clean_and_worst_mi
 
 
-def build_encoder_and_critic(cfg: EncoderRunConfig) -> tuple[torch.nn.Module, torch.nn.Module]:
+def build_encoder_and_critic(cfg: EncoderRunConfig) -> tuple[torch.nn.Module, DIMObjective]:
     """The encoder ``cfg.arch`` for ``cfg.dataset`` and a DIM critic sized to it."""
-    from robustmi.mi import DIMObjective
-
     encoder = create_model(cfg.arch, dataset=cfg.dataset)
     in_chans = get_dataset_info(cfg.dataset).image_shape[0]
     dim = DIMObjective(in_chans, encoder.feature_dim, estimator=cfg.estimator, critic_width=cfg.critic_width,
@@ -83,8 +82,6 @@ def train_encoder(cfg: EncoderRunConfig, out_dir: str | Path, resume: bool = Fal
         if not session.dist.is_main:
             return {"training": summary}
         save_model(encoder.cpu(), session.run.path / "model.pt")
-        from robustmi.mi import save_dim_objective
-
         save_dim_objective(dim.cpu(), session.run.path / "critic.pt")
         results = session.results("encoder", summary, _mi_results(cfg, session.run, summary, mi_batch))
         session.write_results(results)
