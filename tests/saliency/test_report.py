@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 import torch
 
-import robustmi.mi
 from robustmi.data import load_dataset
 from robustmi.errors import CheckpointError, ConfigError, ModelError
+from robustmi.mi import DIMObjective, save_dim_objective
 from robustmi.models import create_model, save_model
 from robustmi.saliency import SaliencyConfig, pick_samples, saliency_report
 
@@ -147,13 +147,12 @@ def test_encoder_with_dim_objective_gets_the_dim_loss_target(mnist, tmp_path):
         saliency_report({"enc": (encoder, ToyDIM())}, mnist, 1, "grad", tmp_path / "one")
 
 
-@pytest.mark.skipif(not hasattr(robustmi.mi, "save_dim_objective"), reason="robustmi.mi has no DIM yet")
 def test_encoder_run_folder_gets_the_dim_loss_target(mnist, tmp_path):
     torch.manual_seed(0)
     run = tmp_path / "enc"
     encoder = create_model("baseline-h-encoder", dataset="mnist")
     save_model(encoder, run)
-    robustmi.mi.save_dim_objective(robustmi.mi.DIMObjective(1, encoder.feature_dim), run)
+    save_dim_objective(DIMObjective(1, encoder.feature_dim, critic_width=64), run)
     results = saliency_report({"enc": str(run)}, mnist, 3, "grad", tmp_path / "out")
     scores = results["per_model"]["enc"]
     assert scores["target"] == "mi" and scores["per_sample_target"] is False

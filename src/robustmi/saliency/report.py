@@ -30,6 +30,7 @@ from torch import Tensor, nn
 
 from robustmi.data import Dataset, load_dataset
 from robustmi.errors import ConfigError, ModelError
+from robustmi.mi import load_dim_objective
 from robustmi.models import resolve_model
 from robustmi.runs import RunDir, config_from_dict, config_to_dict
 from robustmi.saliency.alignment import alignment_scores, foreground_fraction
@@ -124,15 +125,9 @@ def _resolve_entry(name: str, value: Any) -> _Entry:
     if isinstance(value, (str, Path)):
         spec = str(value)
         critic = Path(spec) / CRITIC_FILE
-        dim = _load_dim(spec) if Path(spec).is_dir() and critic.is_file() else None
+        dim = load_dim_objective(spec) if Path(spec).is_dir() and critic.is_file() else None
         return _Entry(name, resolve_model(spec), dim, spec)
     raise ModelError(f"model {name!r} is a {type(value).__name__}; give a module, a run folder or a spec")
-
-
-def _load_dim(run_dir: str) -> nn.Module:
-    from robustmi.mi import load_dim_objective  # only encoder run folders need the DIM critic
-
-    return load_dim_objective(run_dir)
 
 
 def build_target(entry_model: nn.Module, dim: nn.Module | None, labels: Tensor, cfg: SaliencyConfig,
