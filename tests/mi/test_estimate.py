@@ -1,0 +1,131 @@
+"""estimate_mi with trained critics on correlated Gaussians (closed-form MI), settings, bad input."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from robustmi.errors import ConfigError
+from robustmi.mi import estimate_mi
+from robustmi.mi.estimate import _not_converged
+
+D = 5  # dimension of x and y; I = -D/2 log(1 - rho^2)
+
+
+def _estimate(gaussian_pairs, mi, estimator, steps, n, seed=0, **kwargs):
+    x, y, _ = gaussian_pairs(n, D, mi, seed)
+    return estimate_mi(x, y, estimator=estimator, steps=steps, batch_size=128, lr=1e-3, seed=seed, **kwargs)
+
+
+@pytest.mark.parametrize("estimator, mi", [("dv", 2.0), ("nwj", 1.0)])
+def test_trained_critic_lands_within_10_percent(gaussian_pairs, estimator, mi):
+    """Default-suite check: a separable critic trained 1500 steps recovers the closed-form MI within 10 %."""
+    est = _estimate(gaussian_pairs, mi, estimator, steps=1500, n=50_000)
+    assert est.value == pytest.approx(mi, rel=0.10), est.value
+    assert est.flags == []
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("estimator", ["dv", "nwj"])
+@pytest.mark.parametrize("mi", [0.5, 1.0, 2.0, 4.0])
+def test_trained_critic_within_10_percent_up_to_4_nats(gaussian_pairs, estimator, mi):
+    """DV and NWJ at 0.5, 1, 2, 4 nats (4 nats: more data and steps), two seeds each."""
+    steps, n = (3000, 100_000) if mi == 4.0 else (1500, 50_000)
+    for seed in (0, 1):
+        est = _estimate(gaussian_pairs, mi, estimator, steps=steps, n=n, seed=seed)
+        assert est.value == pytest.approx(mi, rel=0.10), (seed, est.value)
+
+
+@pytest.mark.parametrize("estimator", ["dv", "infonce"])
+def test_independent_data_gives_about_zero(estimator):
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.randn(20_000, D, generator=g), torch.randn(20_000, D, generator=g)
+    est = estimate_mi(x, y, estimator=estimator, steps=500, batch_size=128, seed=0)
+    assert abs(est.value) < 0.05, est.value
+
+
+def test_infonce_never_exceeds_log_batch(gaussian_pairs):
+    """At 8 nats with batch 16, InfoNCE saturates just below log 16 and never exceeds it (train, held out)."""
+    batch = 16
+    x, y, _ = gaussian_pairs(10_000, D, 8.0, 0)
+    est = estimate_mi(x, y, estimator="infonce", steps=400, batch_size=batch, seed=0)
+    log_b = math.log(batch)
+    assert max(est.train_curve) <= log_b + 1e-6
+    assert max(est.holdout_values) <= log_b + 1e-6
+    assert log_b - 0.5 < est.value <= log_b
+    assert est.settings["report_bound"] == "infonce"
+
+
+def test_jsd_trained_critics_rank_dependence(gaussian_pairs):
+    """JSD-trained critics, read out with DV in nats, order three dependence levels correctly."""
+    values = []
+    for mi in (0.2, 1.0, 3.0):
+        x, y, _ = gaussian_pairs(10_000, 2, mi, 0)
+        est = estimate_mi(x, y, estimator="jsd", steps=400, batch_size=128, seed=0)
+        assert est.settings["report_bound"] == "dv"
+        values.append(est.value)
+    assert values[0] < values[1] < values[2], values
+
+
+def test_result_settings_reproducibility_and_global_rng(gaussian_pairs):
+    x, y, _ = gaussian_pairs(1000, 2, 1.0, 0)
+    state = torch.random.get_rng_state()
+    first = estimate_mi(x, y, steps=30, batch_size=32, seed=3, critic_kwargs={"hidden": 16, "embed": 8})
+    assert torch.equal(state, torch.random.get_rng_state())  # the caller's global RNG is untouched
+    second = estimate_mi(x, y, steps=30, batch_size=32, seed=3, critic_kwargs={"hidden": 16, "embed": 8})
+    assert first.value == second.value and first.train_curve == second.train_curve
+    assert len(first.train_curve) == 30 and all(isinstance(v, float) for v in first.train_curve)
+    s = first.settings
+    assert (s["estimator"], s["critic"], s["steps"], s["batch_size"], s["lr"], s["seed"]) == (
+        "dv", "separable", 30, 32, 1e-3, 3
+    )
+    assert (s["num_train"], s["num_holdout"], s["num_holdout_batches"]) == (800, 200, 6)
+    assert s["critic_kwargs"] == {"hidden": 16, "embed": 8} and s["lr_schedule"] == "cosine"
+    assert first.value == pytest.approx(sum(first.holdout_values) / 6)
+
+
+def test_any_sample_shapes_are_flattened():
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(600, 2, 3, generator=g)
+    z = x.sum(dim=(1, 2)) + 0.1 * torch.randn(600, generator=g)  # (N,) scalar feature
+    est = estimate_mi(x, z, estimator="dv", critic="concat", steps=20, batch_size=16,
+                      critic_kwargs={"hidden": 16}, lr_schedule="constant")
+    assert est.settings["x_shape"] == [6] and est.settings["z_shape"] == [1]
+    assert math.isfinite(est.value)
+
+
+def test_not_converged_flag():
+    assert _not_converged([0.01 * k for k in range(100)])  # still rising at the end
+    assert not _not_converged([min(0.1 * k, 2.0) for k in range(100)])  # rose, then flat
+    assert not _not_converged([0.0, 5.0])  # too short to judge
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(4000, 2, generator=g)
+    est = estimate_mi(x, x + 0.05 * torch.randn(4000, 2, generator=g), steps=100, batch_size=64, lr=1e-4,
+                      lr_schedule="constant")  # far too few steps at a small rate
+    assert "not_converged" in est.flags, est.train_curve[-12:]
+
+
+@pytest.mark.parametrize(
+    "x, z, kwargs, match",
+    [
+        (torch.randn(100, 2), torch.randn(99, 2), {}, "different numbers of samples"),
+        (torch.full((100, 2), float("nan")), torch.randn(100, 2), {}, "NaN or inf"),
+        (torch.randn(100, 2), torch.full((100, 2), float("inf")), {}, "NaN or inf"),
+        (torch.randn(100, 2), torch.randn(100, 2), {"estimator": "mine"}, "unknown MI estimator"),
+        (torch.randn(100, 2), torch.randn(100, 2), {"critic": "bilinear"}, "unknown critic"),
+        (torch.randn(100, 2), torch.randn(100, 2), {"batch_size": 1}, "batch_size must be >= 2"),
+        (torch.randn(100, 2), torch.randn(100, 2), {"batch_size": 64}, "too few samples"),
+        (torch.randn(100, 2), torch.randn(100, 2), {"holdout": 1.5}, "holdout"),
+        (torch.randn(100, 2), torch.randn(100, 2), {"steps": 0}, "steps"),
+        (torch.randn(100, 2), torch.randn(100, 2), {"lr_schedule": "step"}, "lr_schedule"),
+        (torch.randn(100, 2), torch.randn(100, 2), {"critic": "image"}, "images"),
+        ([1.0, 2.0], torch.randn(2, 2), {}, "torch.Tensor"),
+        (torch.randn(100, 2), torch.randn(100, 2), {"critic_kwargs": {"depth": 2}}, "does not take depth"),
+    ],
+)
+def test_bad_input_raises_one_line_config_error(x, z, kwargs, match):
+    with pytest.raises(ConfigError, match=match) as info:
+        estimate_mi(x, z, **{"steps": 5, "batch_size": 8, **kwargs})
+    assert "\n" not in str(info.value)
