@@ -54,6 +54,7 @@ def test_encoder_stopped_and_resumed_equals_uninterrupted(smoke_encoder_run, tmp
     cfg = get_preset("encoder", "smoke", objective="worst-case-mi", deterministic=True, max_steps=5)
     stopped = train_encoder(cfg, tmp_path / "enc")
     assert stopped["training"]["stopped_by"] == "max_steps"  # mid-epoch 0 (8 steps per epoch)
+    assert all(isinstance(stopped[k], float) for k in ("train_mi", "mi_clean", "mi_worst"))  # partial epoch
     with pytest.raises(CheckpointError, match="--resume"):
         train_encoder(cfg, tmp_path / "enc")
     cfg = get_preset("encoder", "smoke", objective="worst-case-mi", deterministic=True)

@@ -120,7 +120,8 @@ class Engine:
             resume: continue from ``RUN/checkpoints/last.pt`` if it exists.
 
         Returns:
-            Summary: epochs, steps, elapsed_s, stopped_by, best_epoch, best_score, last epoch metrics.
+            Summary: epochs, steps, elapsed_s, stopped_by, best_epoch, best_score, the metrics of the last
+            completed epoch (of this session) and the step-metric means of an epoch cut short by a limit.
         """
         batches = _batches_per_epoch(images.shape[0], self.cfg.batch_size)
         if resume:
@@ -143,7 +144,12 @@ class Engine:
         return {"epochs": self.state.epoch, "steps": self.state.step,
                 "elapsed_s": round(self.state.elapsed_s, 2), "stopped_by": self.state.stopped_by,
                 "best_epoch": self.state.best_epoch, "best_score": self.state.best_score,
-                "last_epoch_metrics": last}
+                "last_epoch_metrics": last, "partial_epoch_metrics": self._partial_epoch_means()}
+
+    def _partial_epoch_means(self) -> dict[str, float]:
+        """This rank's step-metric means over the batches of an epoch a limit cut short (else empty)."""
+        done = self.state.batch
+        return {k: v / done for k, v in self.state.epoch_sums.items()} if done else {}
 
     def _run_epoch(self, images: Tensor, labels: Tensor, step: Step, batches: int,
                    on_epoch_start: EpochHook | None, start: float) -> bool:
