@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import sys
 
 import pytest
 import torch
@@ -12,6 +13,7 @@ from torch import nn
 from robustmi.errors import ConfigError
 from robustmi.runs import RunDir, seed_everything
 from robustmi.training import DistInfo, Engine, EngineConfig
+from robustmi.training import engine as engine_module
 from robustmi.training.distributed import shard_batch
 
 N, BATCH = 100, 16  # 6 full batches per epoch, 4 images dropped
@@ -148,6 +150,16 @@ def test_non_finite_loss_and_too_small_data_raise_config_error(tmp_path) -> None
 def test_tensorboard_without_the_package_is_a_config_error(tmp_path) -> None:
     with pytest.raises(ConfigError, match="pip install tensorboard"):
         _setup(tmp_path, "tb", tensorboard=True)
+
+
+def test_progress_bar_only_on_an_interactive_main_process(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: False)
+    assert isinstance(engine_module._progress(10, 0, 0, enabled=True), engine_module._NoBar)
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
+    assert isinstance(engine_module._progress(10, 0, 0, enabled=False), engine_module._NoBar)
+    bar = engine_module._progress(10, 3, 0, enabled=True)
+    assert type(bar).__name__ == "tqdm" and bar.n == 3
+    bar.close()
 
 
 def test_shards_tile_the_global_batch() -> None:

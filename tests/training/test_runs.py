@@ -98,11 +98,13 @@ def test_finetune_probe_updates_the_encoder(smoke_encoder_run, tmp_path) -> None
 
 
 def test_supervised_robust_run_and_resume_of_a_finished_run(tmp_path) -> None:
-    cfg = get_preset("supervised", "smoke", arch="baseline-h-linear", mode="robust", fast=True, epochs=1)
+    cfg = get_preset("supervised", "smoke", arch="baseline-h-linear", mode="robust", fast=True, epochs=1,
+                     bf16=True)
     results = train_supervised(cfg, tmp_path / "sup")
     for name in RUN_FILES:
         assert (tmp_path / "sup" / name).is_file(), name
-    assert results["kind"] == "supervised" and results["fast"] and results["training"]["steps"] == 8
+    assert results["kind"] == "supervised" and results["fast"] and results["bf16"]
+    assert results["training"]["steps"] == 8
     model = load_model(tmp_path / "sup")
     assert model(torch.rand(3, 1, 28, 28)).shape == (3, 10)
     again = train_supervised(cfg, tmp_path / "sup", resume=True)  # nothing left to train: re-evaluates
