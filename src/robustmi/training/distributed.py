@@ -106,7 +106,8 @@ def all_reduce_mean(values: dict[str, float], info: DistInfo) -> dict[str, float
     if not info.enabled or not values:
         return dict(values)
     keys = sorted(values)
-    packed = torch.tensor([float(values[k]) for k in keys], dtype=torch.float64)
+    # on the rank's device: NCCL reduces only CUDA tensors, gloo takes CPU ones
+    packed = torch.tensor([float(values[k]) for k in keys], dtype=torch.float64, device=info.device)
     dist.all_reduce(packed)
     return {k: float(v) / info.world_size for k, v in zip(keys, packed.tolist(), strict=True)}
 

@@ -199,7 +199,8 @@ class Engine:
         if self.cfg.max_steps is not None and self.state.step >= self.cfg.max_steps:
             self.state.stopped_by = "max_steps"
         elif self.cfg.max_minutes is not None:
-            late = torch.tensor([float(time.monotonic() - start >= 60.0 * self.cfg.max_minutes)])
+            late = torch.tensor([float(time.monotonic() - start >= 60.0 * self.cfg.max_minutes)],
+                                device=self.dist.device)  # NCCL broadcasts CUDA tensors only
             if self.dist.enabled:
                 dist.broadcast(late, src=0)
             if late.item():

@@ -25,9 +25,12 @@ def _rank_slice(n: int, info: DistInfo) -> slice:
 
 
 def _sum_over_ranks(values: Tensor, info: DistInfo) -> Tensor:
-    if info.enabled:
-        dist.all_reduce(values)
-    return values
+    """Sum a small CPU tensor over the ranks (through the rank's device: NCCL reduces CUDA tensors only)."""
+    if not info.enabled:
+        return values
+    values = values.to(info.device)
+    dist.all_reduce(values)
+    return values.cpu()
 
 
 def adversarial_accuracy(model: nn.Module, images: Tensor, labels: Tensor, attack: AttackSettings, *,
