@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from fractions import Fraction
+from pathlib import Path
+
 import pytest
+import yaml
 
 from robustmi.errors import ConfigError
 from robustmi.training import (
@@ -117,3 +121,18 @@ def test_unknown_preset_kind_or_missing_yaml(tmp_path) -> None:
     bad.write_text("- 1\n- 2\n")
     with pytest.raises(ConfigError, match="mapping"):
         build_config("encoder", "smoke", config_path=bad)
+
+
+CONFIGS = sorted((Path(__file__).parents[2] / "configs").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=[p.name for p in CONFIGS])
+def test_example_configs_load_and_apply(path: Path) -> None:
+    kind = path.name.split("-")[0]  # encoder-..., probe-..., supervised-...
+    cfg = build_config(kind, "cpu", config_path=path)
+    written = yaml.safe_load(path.read_text())
+    for key, value in written.items():
+        if key == "attack":
+            assert cfg.attack.eps == pytest.approx(float(Fraction(str(value["eps"]))))  # "8/255" in YAML
+        else:
+            assert getattr(cfg, key) == value, key
