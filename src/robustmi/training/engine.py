@@ -26,6 +26,7 @@ import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -77,7 +78,8 @@ class Engine:
         modules: name -> module whose state is checkpointed (unwrapped; DDP wrappers live in the step).
         optimizers: name -> optimiser; all are zeroed before and stepped after each ``step``.
         schedulers: name -> LR scheduler stepped at each epoch end.
-        run_dir: a ``robustmi.runs.RunDir`` (on rank 0) for metrics and checkpoints, or ``None``.
+        run_dir: the ``robustmi.runs.RunDir`` for metrics and checkpoints (every rank reads a checkpoint on
+            resume; rank 0 alone writes), or ``None`` for neither.
         dist_info: this process's rank, world size and device.
     """
 
@@ -95,14 +97,16 @@ class Engine:
         self.step_generator = torch.Generator(device=self.dist.device)
         self.step_generator.manual_seed(cfg.seed + 1 + self.dist.rank)
         self.best_modules: dict[str, dict[str, Tensor]] | None = None
-        self._writer = _tensorboard_writer(run_dir, cfg.tensorboard) if self.dist.is_main else None
+        # every rank checks that tensorboard imports (same error everywhere); rank 0 alone writes events
+        self._writer = _tensorboard_writer(run_dir if self.dist.is_main else None, cfg.tensorboard)
 
     def autocast(self) -> AbstractContextManager:
         """bf16 autocast for a training forward pass when ``cfg.bf16`` (attacks disable it themselves)."""
         return torch.autocast(device_type=self.dist.device.type, dtype=torch.bfloat16, enabled=self.cfg.bf16)
 
     @property
-    def checkpoint_path(self):
+    def checkpoint_path(self) -> Path | None:
+        """``RUN/checkpoints/last.pt`` (``None`` without a run folder)."""
         return None if self.run_dir is None else self.run_dir.checkpoint_dir / "last.pt"
 
     def fit(self, images: Tensor, labels: Tensor, step: Step, *, on_epoch_start: EpochHook | None = None,
