@@ -83,6 +83,7 @@ def test_result_settings_reproducibility_and_global_rng(gaussian_pairs):
     )
     assert (s["num_train"], s["num_holdout"], s["num_holdout_batches"]) == (800, 200, 6)
     assert s["critic_kwargs"] == {"hidden": 16, "embed": 8} and s["lr_schedule"] == "cosine"
+    assert s["max_grad_norm"] == 10.0
     assert first.value == pytest.approx(sum(first.holdout_values) / 6)
 
 
@@ -120,6 +121,7 @@ def test_not_converged_flag():
         (torch.randn(100, 2), torch.randn(100, 2), {"holdout": 1.5}, "holdout"),
         (torch.randn(100, 2), torch.randn(100, 2), {"steps": 0}, "steps"),
         (torch.randn(100, 2), torch.randn(100, 2), {"lr_schedule": "step"}, "lr_schedule"),
+        (torch.randn(100, 2), torch.randn(100, 2), {"max_grad_norm": 0.0}, "max_grad_norm"),
         (torch.randn(100, 2), torch.randn(100, 2), {"critic": "image"}, "images"),
         ([1.0, 2.0], torch.randn(2, 2), {}, "torch.Tensor"),
         (torch.randn(100, 2), torch.randn(100, 2), {"critic_kwargs": {"depth": 2}}, "does not take depth"),
