@@ -30,11 +30,11 @@ def _data() -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def _setup(tmp_path, name: str, seed: int = 0, resume: bool = False, **cfg):
-    """A dropout MLP (global RNG), Adam, a StepLR and a step that also draws from the step generator."""
+    """A dropout MLP (global RNG), Adam, a MultiStepLR and a step that also draws from the step generator."""
     seed_everything(seed, deterministic=True)
     model = nn.Sequential(nn.Flatten(), nn.Linear(16, 32), nn.ReLU(), nn.Dropout(0.3), nn.Linear(32, 2))
     opt = torch.optim.Adam(model.parameters(), lr=1e-2)
-    sched = torch.optim.lr_scheduler.StepLR(opt, step_size=1, gamma=0.5)
+    sched = torch.optim.lr_scheduler.MultiStepLR(opt, milestones=[1, 2], gamma=0.5)  # a Counter in its state
     run = RunDir(tmp_path / name, resume=resume)
     config = EngineConfig(**{"epochs": 3, "batch_size": BATCH, "log_every": 2, "seed": 0, **cfg})
     engine = Engine(config, modules={"model": model}, optimizers={"adam": opt}, schedulers={"lr": sched},
@@ -78,7 +78,7 @@ def test_killed_and_resumed_run_equals_uninterrupted_run(tmp_path) -> None:
     summary = engine.fit(x, y, step, resume=True)
     assert summary["steps"] == 18
     _assert_same_weights(reference, resumed)
-    assert engine.optimizers["adam"].param_groups[0]["lr"] == pytest.approx(1e-2 * 0.5**3)
+    assert engine.optimizers["adam"].param_groups[0]["lr"] == pytest.approx(1e-2 * 0.5**2)
 
 
 def test_limit_mid_epoch_then_resume_continues_exactly(tmp_path) -> None:

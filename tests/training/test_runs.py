@@ -13,6 +13,7 @@ from robustmi.mi import load_dim_objective
 from robustmi.models import load_model
 from robustmi.runs import load_checkpoint
 from robustmi.training import get_preset, train_encoder, train_probe, train_supervised
+from robustmi.training.supervised import crop_and_flip
 
 RUN_FILES = ("config.yaml", "metrics.jsonl", "results.json", "checkpoints/last.pt", "checkpoints/last.json",
              "model.pt", "model.json")
@@ -110,3 +111,20 @@ def test_supervised_robust_run_and_resume_of_a_finished_run(tmp_path) -> None:
     again = train_supervised(cfg, tmp_path / "sup", resume=True)  # nothing left to train: re-evaluates
     assert again["training"]["steps"] == 8
     assert again["evaluation"]["attacks"] == results["evaluation"]["attacks"]
+
+
+def test_supervised_sgd_schedule_and_augmentation(tmp_path) -> None:
+    cfg = get_preset("supervised", "smoke", arch="baseline-h", mode="standard", optimizer="sgd", lr=0.1,
+                     lr_milestones=[1], lr_gamma=0.5, augment=True, train_limit=128, eval_limit=64)
+    results = train_supervised(cfg, tmp_path / "sgd")
+    assert results["optimizer"] == "sgd" and results["augment"]
+    lines = (tmp_path / "sgd" / "metrics.jsonl").read_text().splitlines()
+    lrs = [r["lr_opt"] for r in map(json.loads, lines) if r["kind"] == "epoch"]
+    assert lrs == pytest.approx([0.05, 0.05])  # stepped after epoch 0 (milestone 1), logged after the step
+
+
+def test_crop_and_flip_is_a_seeded_shape_preserving_augmentation() -> None:
+    x = torch.rand(16, 3, 32, 32)
+    a = crop_and_flip(x, torch.Generator().manual_seed(0))
+    b = crop_and_flip(x, torch.Generator().manual_seed(0))
+    assert a.shape == x.shape and torch.equal(a, b) and not torch.equal(a, x)

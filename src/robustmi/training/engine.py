@@ -23,6 +23,7 @@ from __future__ import annotations
 import copy
 import sys
 import time
+from collections import Counter
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import asdict, dataclass, field
@@ -251,7 +252,7 @@ class Engine:
         tensors: dict[str, Any] = {
             "modules": {n: m.state_dict() for n, m in self.modules.items()},
             "optimizers": {n: o.state_dict() for n, o in self.optimizers.items()},
-            "schedulers": {n: s.state_dict() for n, s in self.schedulers.items()},
+            "schedulers": {n: _scheduler_state(s) for n, s in self.schedulers.items()},
             "rng": rng, "step_generators": step_gens,
             "epoch_generator": self.epoch_generator_state,
             "best_modules": self.best_modules or {},
@@ -275,7 +276,7 @@ class Engine:
             for name, optimizer in self.optimizers.items():
                 optimizer.load_state_dict(tensors["optimizers"][name])
             for name, scheduler in self.schedulers.items():
-                scheduler.load_state_dict(tensors["schedulers"][name])
+                _load_scheduler(scheduler, tensors["schedulers"][name])
         except (KeyError, RuntimeError, ValueError) as error:
             raise CheckpointError(f"checkpoint {str(path)!r} does not match this run ({str(error)[:120]}); "
                                   f"resume with the same config, or start a new --out folder") from None
@@ -289,6 +290,19 @@ class Engine:
         self.state = EngineState(**fields)
         self.state.stopped_by = ""  # limits are re-checked against this session's config
         return True
+
+
+def _scheduler_state(scheduler: Any) -> dict[str, Any]:
+    """A scheduler's state_dict with ``Counter`` s (MultiStepLR's milestones) as plain dicts, which
+    ``torch.load(weights_only=True)`` accepts."""
+    return {k: dict(v) if isinstance(v, Counter) else v for k, v in scheduler.state_dict().items()}
+
+
+def _load_scheduler(scheduler: Any, state: dict[str, Any]) -> None:
+    """Inverse of :func:`_scheduler_state`: restores the ``Counter`` s of the live scheduler's state."""
+    live = scheduler.state_dict()
+    state = {k: Counter(v) if isinstance(live.get(k), Counter) else v for k, v in state.items()}
+    scheduler.load_state_dict(state)
 
 
 def _batches_per_epoch(n: int, batch_size: int) -> int:
