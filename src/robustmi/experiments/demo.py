@@ -20,7 +20,7 @@ from typing import Any
 
 from robustmi.experiments.plots import plot_bars
 from robustmi.experiments.report import Report
-from robustmi.experiments.table import RunSpec, run_one
+from robustmi.experiments.runner import RunSpec, measure_vulnerability, run_one
 
 # Training-time caps (minutes) at scale 1: about 10 minutes of training in all, plus evaluation.
 _MINUTES = {"encoder-mi": 1.5, "encoder-worst-case-mi": 3.0, "probe-robust": 1.25, "probe-standard": 0.5}
@@ -48,12 +48,7 @@ def _train(
 
 
 def _vulnerability(encoder_dir: Path, data_dir: str | None, scale: float, log: Callable[[str], None]) -> dict:
-    cached = encoder_dir / "vulnerability.json"
-    if cached.is_file():
-        return json.loads(cached.read_text(encoding="utf-8"))
-    from robustmi.data import load_dataset
-    from robustmi.models import load_model
-    from robustmi.vulnerability import representation_vulnerability, vulnerability_preset
+    from robustmi.vulnerability import vulnerability_preset
 
     log(f"[demo] vulnerability of {encoder_dir.name} (Algorithm 2, 64-d code)")
     settings = {
@@ -63,17 +58,7 @@ def _vulnerability(encoder_dir: Path, data_dir: str | None, scale: float, log: C
         "test_limit": 500,
         "layer": "features",
     }
-    result = representation_vulnerability(
-        load_model(encoder_dir),
-        load_dataset("mnist", "train", data_dir),
-        test_dataset=load_dataset("mnist", "test", data_dir),
-        checkpoint_dir=encoder_dir / "vulnerability",
-        progress=False,
-        **settings,
-    )
-    payload = result.to_dict()
-    cached.write_text(json.dumps(payload, indent=2), encoding="utf-8")
-    return payload
+    return measure_vulnerability(encoder_dir, "mnist", data_dir, settings)
 
 
 def run_demo(

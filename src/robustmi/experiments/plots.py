@@ -12,6 +12,13 @@ matplotlib.use("Agg")  # headless: reports are written to files
 import matplotlib.pyplot as plt  # noqa: E402
 
 
+def _save(fig: plt.Figure, path: str | Path) -> Path:
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return Path(path)
+
+
 def plot_table_comparison(rows: Sequence[dict[str, Any]], path: str | Path, title: str) -> Path:
     """Grouped bars of our PGD accuracy per table row (MLP and linear heads), the paper's as markers."""
     labels = list(dict.fromkeys(r["label"] for r in rows))
@@ -34,10 +41,7 @@ def plot_table_comparison(rows: Sequence[dict[str, Any]], path: str | Path, titl
     ax.set_ylim(0, 100)
     ax.set_title(title)
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return Path(path)
+    return _save(fig, path)
 
 
 def plot_scatter(
@@ -64,10 +68,7 @@ def plot_scatter(
     ax.set_title(title)
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return Path(path)
+    return _save(fig, path)
 
 
 def plot_bars(groups: dict[str, dict[str, float]], path: str | Path, *, ylabel: str, title: str) -> Path:
@@ -86,7 +87,4 @@ def plot_bars(groups: dict[str, dict[str, float]], path: str | Path, *, ylabel: 
     ax.set_ylabel(ylabel)
     ax.set_title(title)
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return Path(path)
+    return _save(fig, path)

@@ -19,7 +19,8 @@ from typing import Any
 from robustmi.errors import ConfigError
 from robustmi.experiments.plots import plot_scatter
 from robustmi.experiments.report import Report
-from robustmi.experiments.table import BUDGETS, RunSpec, run_one
+from robustmi.experiments.runner import RunSpec, measure_vulnerability, run_one
+from robustmi.experiments.table import BUDGETS
 
 _MODELS: tuple[tuple[str, str, float | None], ...] = (  # (arch, mode, training eps; None: the paper's)
     ("baseline-h", "standard", None),
@@ -120,26 +121,11 @@ def measure_model(
     run_dir: Path, budget: str, dataset: str, data_dir: str | None, seed: int
 ) -> dict[str, Any]:
     """Algorithm 2 on the logit layer of the classifier in ``run_dir`` (cached in vulnerability.json)."""
-    cached = run_dir / "vulnerability.json"
-    if cached.is_file():
-        return json.loads(cached.read_text(encoding="utf-8"))
-    from robustmi.data import load_dataset
-    from robustmi.models import load_model
-    from robustmi.vulnerability import representation_vulnerability, vulnerability_preset
+    from robustmi.vulnerability import vulnerability_preset
 
     # the preset carries the dataset's paper threat (eps, steps, step size)
     settings = {**vulnerability_preset(budget, dataset), "layer": "logits", "seed": seed}
-    result = representation_vulnerability(
-        load_model(run_dir),
-        load_dataset(dataset, "train", data_dir),
-        test_dataset=load_dataset(dataset, "test", data_dir),
-        checkpoint_dir=run_dir / "vulnerability",
-        progress=False,
-        **settings,
-    )
-    payload = result.to_dict()
-    cached.write_text(json.dumps(payload, indent=2), encoding="utf-8")
-    return payload
+    return measure_vulnerability(run_dir, dataset, data_dir, settings)
 
 
 def reproduce_rv_vs_gap(

@@ -22,6 +22,7 @@ from robustmi.errors import ConfigError
 from robustmi.experiments.paper_tables import COLUMNS, PAPER_TABLES, ROW_LABELS, TABLE_DATASETS
 from robustmi.experiments.plots import plot_table_comparison
 from robustmi.experiments.report import Report, fmt_mean_std, mean_std
+from robustmi.experiments.runner import RunSpec, run_one
 
 BUDGETS = ("smoke", "cpu", "paper")
 
@@ -36,17 +37,6 @@ _CPU_MINUTES = {
     "supervised-standard": 2.0,
     "supervised-robust": 8.0,
 }
-
-
-@dataclass(frozen=True)
-class RunSpec:
-    """One training run of the protocol: its folder name, run kind and config fields."""
-
-    name: str
-    kind: str  # "encoder" | "probe" | "supervised"
-    fields: dict[str, Any]
-    budget_key: str
-    encoder_run: str | None = None  # probes: the encoder run they sit on
 
 
 @dataclass(frozen=True)
@@ -114,18 +104,6 @@ def _config_for(spec: RunSpec, budget: str, dataset: str, seed: int, trial_dir: 
     return get_preset(
         spec.kind, budget, dataset=dataset, **{k: v for k, v in fields.items() if v is not None}
     )
-
-
-def run_one(spec: RunSpec, cfg: Any, run_dir: Path) -> dict[str, Any]:
-    """Train ``spec`` into ``run_dir``, reusing a finished run and resuming an interrupted one."""
-    from robustmi.training import train_encoder, train_probe, train_supervised
-
-    results_path = run_dir / "results.json"
-    if results_path.is_file():
-        return json.loads(results_path.read_text(encoding="utf-8"))
-    resume = (run_dir / "checkpoints" / "last.pt").is_file()
-    train = {"encoder": train_encoder, "probe": train_probe, "supervised": train_supervised}[spec.kind]
-    return train(cfg, run_dir, resume=resume)
 
 
 def reproduce_table(
