@@ -1,6 +1,6 @@
 """estimate_mi_of on real MNIST: an InfoMax-trained encoder carries clearly more MI than a random one.
 
-The trained encoder is Baseline-H's front (robustmi.models ``baseline-h-encoder``) after 100 Deep InfoMax
+The trained encoder is Baseline-H's front (robustmi.models ``baseline-h-encoder``) after 80 Deep InfoMax
 steps (:class:`robustmi.mi.DIMObjective`, the paper's standard-DIM objective) on 6000 training images; the
 random one has the same architecture and initialisation, untrained. A fresh critic, trained from scratch on
 2000 other images, measures I(X; g(X)) of each.
@@ -23,26 +23,31 @@ def _encoder(seed: int) -> torch.nn.Module:
     return create_model("baseline-h-encoder", dataset="mnist")
 
 
-@pytest.fixture(scope="module")
-def encoders(mnist_train):
-    """(DIM-trained, random) Baseline-H encoders with the same initialisation (~15 s of CPU)."""
+def _dim_trained(images: torch.Tensor, steps: int, batch_size: int, critic_width: int) -> torch.nn.Module:
+    """Baseline-H encoder (init seed 0) after ``steps`` Deep InfoMax steps on ``images``."""
     previous = torch.get_num_threads()
-    torch.set_num_threads(1)  # module fixture: runs outside the per-test single-thread fixture
+    torch.set_num_threads(1)  # module fixtures run outside the per-test single-thread fixture
     try:
-        trained, random = _encoder(0), _encoder(0)
+        encoder = _encoder(0)
         torch.manual_seed(1)
-        dim = DIMObjective(1, trained.feature_dim, critic_width=256)
-        opt = torch.optim.Adam([*trained.parameters(), *dim.parameters()], lr=1e-3)
-        images, g = mnist_train.images[:6000], torch.Generator().manual_seed(0)
-        for _ in range(100):
-            x = images[torch.randint(0, 6000, (64,), generator=g)]
-            loss = -dim.mi(x, trained(x))
+        dim = DIMObjective(1, encoder.feature_dim, critic_width=critic_width)
+        opt = torch.optim.Adam([*encoder.parameters(), *dim.parameters()], lr=1e-3)
+        g = torch.Generator().manual_seed(0)
+        for _ in range(steps):
+            x = images[torch.randint(0, images.shape[0], (batch_size,), generator=g)]
+            loss = -dim.mi(x, encoder(x))
             opt.zero_grad()
             loss.backward()
             opt.step()
     finally:
         torch.set_num_threads(previous)
-    return trained, random
+    return encoder
+
+
+@pytest.fixture(scope="module")
+def encoders(mnist_train):
+    """(DIM-trained, random) encoders, same initialisation; 80 short DIM steps (~7 s of CPU)."""
+    return _dim_trained(mnist_train.images[:6000], 80, 32, 128), _encoder(0)
 
 
 @pytest.fixture(scope="module")
@@ -53,7 +58,7 @@ def held_apart(mnist_train):
 
 def test_trained_encoder_has_clearly_more_mi_separable_critic(encoders, held_apart):
     """Fast variant: separable critic on the flattened image vs the 64-d code."""
-    kwargs = {"critic": "separable", "steps": 600, "batch_size": 64, "seed": 0}
+    kwargs = {"critic": "separable", "steps": 400, "batch_size": 64, "seed": 0}
     trained = estimate_mi_of(encoders[0], held_apart, **kwargs)
     random = estimate_mi_of(encoders[1], held_apart, **kwargs)
     assert trained.value > random.value + MARGIN, (trained.value, random.value)
@@ -61,11 +66,17 @@ def test_trained_encoder_has_clearly_more_mi_separable_critic(encoders, held_apa
 
 
 @pytest.mark.slow
-def test_trained_encoder_has_clearly_more_mi_image_critic(encoders, held_apart):
-    """The paper's image critic (width 256 instead of 2048 for CPU time), per-location DV."""
+def test_trained_encoder_has_clearly_more_mi_image_critic(mnist_train, held_apart):
+    """The paper's image critic (width 256 instead of 2048 for CPU time), per-location DV, equal budgets.
+
+    The random encoder's code is a smooth random function of the image that the critic's own conv branch
+    learns to match, so its estimate is far from 0 (measured 4.3 nats); the encoder needs a few hundred DIM
+    steps to pull clearly ahead (measured after 100 / 200 / 400 steps: 4.9 / 5.4 / 5.8 nats).
+    """
+    trained_encoder = _dim_trained(mnist_train.images[:6000], 400, 64, 256)
     kwargs = {"critic_kwargs": {"width": 256}, "steps": 300, "batch_size": 64, "seed": 0}
-    trained = estimate_mi_of(encoders[0], held_apart, **kwargs)
-    random = estimate_mi_of(encoders[1], held_apart, **kwargs)
+    trained = estimate_mi_of(trained_encoder, held_apart, **kwargs)
+    random = estimate_mi_of(_encoder(0), held_apart, **kwargs)
     assert trained.settings["critic"] == "image"
     assert trained.value > random.value + MARGIN, (trained.value, random.value)
 
