@@ -131,3 +131,10 @@ def test_bad_input_raises_one_line_config_error(x, z, kwargs, match):
     with pytest.raises(ConfigError, match=match) as info:
         estimate_mi(x, z, **{"steps": 5, "batch_size": 8, **kwargs})
     assert "\n" not in str(info.value)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_estimate_runs_on_the_inputs_device(gaussian_pairs):
+    x, y, _ = gaussian_pairs(2000, 2, 1.0, 0)
+    est = estimate_mi(x.cuda(), y.cuda(), steps=50, batch_size=64)
+    assert math.isfinite(est.value)
