@@ -103,10 +103,11 @@ class DIMObjective(nn.Module):
         self.critic = ImageCritic(in_chans, z_dim, num_convs, critic_width, z_branch, mean, std)
 
     def _bound(self, estimator: str | None) -> Callable[[Tensor], Tensor]:
+        """The bound function for ``estimator`` (default: the training one), with the DV switch applied."""
         name = self.estimator if estimator is None else estimator
         if name == "dv":
-            exact = self.include_positive_in_negatives
-            return functools.partial(dv_bound, include_positive_in_negatives=exact)
+            authors_variant = self.include_positive_in_negatives
+            return functools.partial(dv_bound, include_positive_in_negatives=authors_variant)
         return get_bound(name)
 
     def _embed(self, x: Tensor, z: Tensor) -> tuple[Tensor, Tensor]:
