@@ -71,4 +71,5 @@ def main(argv: list[str] | None = None) -> None:
         else:
             print(f"robustmi: error: {error.format_message()}", file=sys.stderr)
         raise SystemExit(2 if error.exit_code in (1, 2) else error.exit_code) from None
-    raise SystemExit(code if isinstance(code, int) else 0)
+    if isinstance(code, int) and not isinstance(code, bool) and code != 0:
+        raise SystemExit(code)  # an explicit typer.Exit(code) returned in non-standalone mode
