@@ -75,7 +75,8 @@ class TrainSettings:
         eval_limit: evaluate on the first ``eval_limit`` test images (``None``: all).
         eval_batch_size: batch size of the final evaluation and the per-epoch validation.
         eval_attacks: ``robustmi.attacks.get_attack_preset`` names for the final evaluation.
-        log_every: write a step record to metrics.jsonl every this many steps.
+        log_every: write a step record (metric means over the last ``log_every`` steps) every this many
+            steps.
         tensorboard: also write TensorBoard events to RUN/tensorboard (needs ``pip install tensorboard``).
         num_threads: ``torch.set_num_threads`` for the run (``None``: leave torch's default).
     """

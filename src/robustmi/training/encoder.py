@@ -96,16 +96,17 @@ def _mi_results(cfg: EncoderRunConfig, run: Any, summary: dict[str, Any], final:
                 mi_batch: int) -> dict[str, Any]:
     """Training MI of the last (possibly partial) epoch, the final held-out MI and the per-epoch history."""
     epochs = [r for r in run.read_metrics() if r.get("kind") == "epoch"]
-    train_mi = summary["partial_epoch_metrics"].get("mi")
-    if train_mi is None and epochs:
+    train_mi = summary["recent_metrics"].get("mi")
+    if train_mi is None and epochs:  # e.g. a finished run resumed: no step in this session
         train_mi = epochs[-1].get("mi")
     return {"objective": cfg.objective, "arch": cfg.arch, "estimator": cfg.estimator,
             "critic_width": cfg.critic_width, "num_convs": cfg.num_convs,
             "gather_negatives": cfg.gather_negatives, "train_mi": train_mi,
             "mi_clean": final.get("mi_clean"), "mi_worst": final.get("mi_worst"),
             "mi_eval_samples": cfg.mi_eval_samples, "mi_eval_batch": mi_batch,
-            "mi_note": "train_mi: mean training-batch estimate of the last epoch (perturbed batches for "
-                       "worst-case-mi); mi_clean/mi_worst: the final training critic on held-out test "
-                       "images, clean and after Algorithm 1's search; not a representation-vulnerability "
-                       "estimate (that needs separately trained critics: robustmi vulnerability)",
+            "mi_note": "train_mi: mean training-batch estimate over the last log_every steps (perturbed "
+                       "batches for worst-case-mi); mi_clean/mi_worst: the final training critic on "
+                       "held-out test images, clean and after Algorithm 1's search; not a representation-"
+                       "vulnerability estimate (that needs separately trained critics: robustmi "
+                       "vulnerability)",
             "history": [{k: r.get(k) for k in ("epoch", "mi", "mi_clean", "mi_worst")} for r in epochs]}

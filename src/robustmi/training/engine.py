@@ -98,6 +98,9 @@ class Engine:
         self.step_generator = torch.Generator(device=self.dist.device)
         self.step_generator.manual_seed(cfg.seed + 1 + self.dist.rank)
         self.best_modules: dict[str, dict[str, Tensor]] | None = None
+        self.recent: dict[str, float] = {}  # means of the step metrics over the last logged window
+        self._window: dict[str, float] = {}
+        self._window_steps = 0
         # every rank checks that tensorboard imports (same error everywhere); rank 0 alone writes events
         self._writer = _tensorboard_writer(run_dir if self.dist.is_main else None, cfg.tensorboard)
 
@@ -126,7 +129,8 @@ class Engine:
 
         Returns:
             Summary: epochs, steps, elapsed_s, stopped_by, best_epoch, best_score, the metrics of the last
-            completed epoch (of this session) and the step-metric means of an epoch cut short by a limit.
+            completed epoch (of this session), the step-metric means of an epoch cut short by a limit, and
+            ``recent_metrics``: the step-metric means over the last ``log_every`` steps (rank 0's).
         """
         batches = _batches_per_epoch(images.shape[0], self.cfg.batch_size)
         if resume:
@@ -149,7 +153,8 @@ class Engine:
         return {"epochs": self.state.epoch, "steps": self.state.step,
                 "elapsed_s": round(self.state.elapsed_s, 2), "stopped_by": self.state.stopped_by,
                 "best_epoch": self.state.best_epoch, "best_score": self.state.best_score,
-                "last_epoch_metrics": last, "partial_epoch_metrics": self._partial_epoch_means()}
+                "last_epoch_metrics": last, "partial_epoch_metrics": self._partial_epoch_means(),
+                "recent_metrics": self.recent}
 
     def _partial_epoch_means(self) -> dict[str, float]:
         """This rank's step-metric means over the batches of an epoch a limit cut short (else empty)."""
@@ -177,13 +182,21 @@ class Engine:
             self.state.step += 1
             for key, value in metrics.items():
                 self.state.epoch_sums[key] = self.state.epoch_sums.get(key, 0.0) + value
+                self._window[key] = self._window.get(key, 0.0) + value
+            self._window_steps += 1
             if self.state.step % self.cfg.log_every == 0:
-                self._log({"kind": "step", "epoch": self.state.epoch, "step": self.state.step, **metrics})
+                self._log_window()
             bar.update(1)
             bar.set_postfix({k: f"{v:.3g}" for k, v in metrics.items()}, refresh=False)
         bar.close()
         self.epoch_generator_state = self.data_generator.get_state()
         return True
+
+    def _log_window(self) -> None:
+        """Log the means of the step metrics since the last step record (this rank's, not all-reduced)."""
+        self.recent = {k: v / self._window_steps for k, v in self._window.items()}
+        self._log({"kind": "step", "epoch": self.state.epoch, "step": self.state.step, **self.recent})
+        self._window, self._window_steps = {}, 0
 
     def _train_step(self, step: Step, x: Tensor, y: Tensor) -> dict[str, float]:
         x, y = x.to(self.dist.device, non_blocking=True), y.to(self.dist.device, non_blocking=True)
