@@ -18,12 +18,17 @@ def test_spearman_matches_scipy() -> None:
 
 
 def test_report_flags_a_violated_ceiling(tmp_path) -> None:
-    points = [ModelPoint("a", 0.99, 0.0, 1.2, 0.1, 1.1, 0.35), ModelPoint("b", 0.9, 0.5, 1.5, 0.9, 0.6, 0.69),
-              ModelPoint("c", 0.95, 0.9, 1.5, 0.2, 1.3, 0.39)]
+    points = [
+        ModelPoint("a", 0.99, 0.0, 1.2, 0.1, 1.1, 0.35),
+        ModelPoint("b", 0.9, 0.5, 1.5, 0.9, 0.6, 0.69),
+        ModelPoint("c", 0.95, 0.9, 1.5, 0.2, 1.3, 0.39),
+    ]
     write_rv_report(points, tmp_path, "smoke", "mnist", 1.0)
     import json
 
     payload = json.loads((tmp_path / "results.json").read_text(encoding="utf-8"))
     assert payload["theorem34_holds"] is False  # model c beats its ceiling: the report must say so
     assert "NO" in (tmp_path / "report.md").read_text(encoding="utf-8")
-    assert (tmp_path / "fig1_rv_vs_gap.png").is_file() and (tmp_path / "fig2_worst_mi_vs_accuracy.png").is_file()
+    assert (tmp_path / "fig1_rv_vs_gap.png").is_file() and (
+        tmp_path / "fig2_worst_mi_vs_accuracy.png"
+    ).is_file()

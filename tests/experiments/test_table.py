@@ -1,5 +1,5 @@
-"""The table reproduction: its plan covers every cell of the paper's table, and the smoke budget runs end to end
-on real MNIST, writes a complete report, and reuses finished runs."""
+"""The table reproduction: its plan covers every cell of the paper's table, and the smoke budget runs end
+to end on real MNIST, writes a complete report, and reuses finished runs."""
 
 import json
 
@@ -31,11 +31,17 @@ def test_paper_tables_have_every_cell() -> None:
 
 
 def test_ordering_checks() -> None:
-    result = TableResult("mnist-table", "mnist", "smoke", 1, cells={
-        "worst-case-mi/robust": {"mlp_adv": [30.0], "linear_adv": [5.0]},
-        "mi/robust": {"mlp_adv": [10.0], "linear_adv": [8.0]},
-        "mi/standard": {"mlp_adv": [0.5]},
-    })
+    result = TableResult(
+        "mnist-table",
+        "mnist",
+        "smoke",
+        1,
+        cells={
+            "worst-case-mi/robust": {"mlp_adv": [30.0], "linear_adv": [5.0]},
+            "mi/robust": {"mlp_adv": [10.0], "linear_adv": [8.0]},
+            "mi/standard": {"mlp_adv": [0.5]},
+        },
+    )
     checks = ordering_checks(result)
     assert checks["worst-case-mi + robust MLP beats DIM + robust MLP (adv)"] is True
     assert checks["worst-case-mi + robust linear beats DIM + robust linear (adv)"] is False
@@ -43,8 +49,10 @@ def test_ordering_checks() -> None:
     assert checks["worst-case-mi + standard MLP beats DIM + standard MLP (adv)"] is None
 
 
-@pytest.mark.parametrize(("table", "budget", "trials"), [("no-table", "smoke", 1), ("mnist-table", "huge", 1),
-                                                         ("mnist-table", "smoke", 0)])
+@pytest.mark.parametrize(
+    ("table", "budget", "trials"),
+    [("no-table", "smoke", 1), ("mnist-table", "huge", 1), ("mnist-table", "smoke", 0)],
+)
 def test_bad_arguments(tmp_path, table: str, budget: str, trials: int) -> None:
     with pytest.raises(ConfigError):
         reproduce_table(table, budget, tmp_path, trials=trials)
