@@ -32,3 +32,16 @@ def test_report_flags_a_violated_ceiling(tmp_path) -> None:
     assert (tmp_path / "fig1_rv_vs_gap.png").is_file() and (
         tmp_path / "fig2_worst_mi_vs_accuracy.png"
     ).is_file()
+
+
+@pytest.mark.slow
+def test_smoke_rv_vs_gap_on_real_mnist(tmp_path) -> None:
+    import json
+
+    from robustmi.experiments.rv_vs_gap import reproduce_rv_vs_gap
+
+    points = reproduce_rv_vs_gap("smoke", tmp_path, log=lambda _: None)
+    assert len(points) >= 6
+    payload = json.loads((tmp_path / "results.json").read_text(encoding="utf-8"))
+    assert payload["theorem34_holds"] == all(p.adversarial_accuracy <= p.ceiling + 1e-9 for p in points)
+    assert (tmp_path / "fig1_rv_vs_gap.png").is_file() and (tmp_path / "report.html").is_file()
