@@ -52,6 +52,7 @@ def measure_vulnerability(
         load_dataset(dataset, "train", data_dir),
         test_dataset=load_dataset(dataset, "test", data_dir),
         checkpoint_dir=run_dir / "vulnerability",
+        resume=True,  # an interrupted measurement continues from its critic checkpoints
         progress=False,
         **settings,
     )
