@@ -113,6 +113,7 @@ def test_supervised_robust_run_and_resume_of_a_finished_run(tmp_path) -> None:
     assert again["evaluation"]["attacks"] == results["evaluation"]["attacks"]
 
 
+@pytest.mark.filterwarnings("ignore::robustmi.attacks.checks.SanityWarning")  # 2 SGD steps: near chance
 def test_supervised_sgd_schedule_and_augmentation(tmp_path) -> None:
     cfg = get_preset("supervised", "smoke", arch="baseline-h", mode="standard", optimizer="sgd", lr=0.1,
                      lr_milestones=[1], lr_gamma=0.5, augment=True, train_limit=128, eval_limit=64)
