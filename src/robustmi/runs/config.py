@@ -64,9 +64,9 @@ def load_config(cls: type[T], path: str | Path | None = None, overrides: Sequenc
         ConfigError: missing or non-mapping YAML, malformed override, unknown key, wrong type or a value
             rejected by a dataclass's ``__post_init__``.
     """
-    raw: dict[str, Any] = _read_yaml(Path(path)) if path is not None else {}
+    raw: dict[str, Any] = read_yaml_mapping(Path(path)) if path is not None else {}
     for override in overrides:
-        _apply_override(raw, override)
+        apply_override(raw, override)
     return config_from_dict(cls, raw)
 
 
@@ -133,7 +133,8 @@ def save_config_yaml(cfg: Any, path: str | Path, header: str = "") -> None:
     atomic_write_text(path, comments + body)
 
 
-def _read_yaml(path: Path) -> dict[str, Any]:
+def read_yaml_mapping(path: Path) -> dict[str, Any]:
+    """The mapping in YAML file ``path`` ({} if empty); ConfigError if missing, invalid or not a mapping."""
     if not path.is_file():
         raise ConfigError(f"config file {str(path)!r} not found; check the --config path")
     try:
@@ -150,7 +151,7 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     return data
 
 
-def _apply_override(raw: dict[str, Any], override: str) -> None:
+def apply_override(raw: dict[str, Any], override: str) -> None:
     """Set ``raw[a][b] = value`` for ``"a.b=value"``, creating intermediate mappings."""
     key, sep, text = override.partition("=")
     key = key.strip()

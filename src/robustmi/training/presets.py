@@ -22,6 +22,7 @@ import yaml
 
 from robustmi.errors import ConfigError
 from robustmi.runs import config_from_dict, config_to_dict
+from robustmi.runs.config import apply_override, read_yaml_mapping
 from robustmi.training.config import EncoderRunConfig, ProbeRunConfig, SupervisedRunConfig
 
 PRESETS = ("paper", "cpu", "smoke")
@@ -143,10 +144,10 @@ def build_config(kind: str, preset: str = "paper", *, dataset: str | None = None
         raise ConfigError(f"unknown run kind {kind!r}; choose one of: {', '.join(RUN_KINDS)}")
     if preset not in PRESETS:
         raise ConfigError(f"unknown preset {preset!r}; choose one of: {', '.join(PRESETS)}")
-    user = _read_yaml(config_path) if config_path is not None else {}
+    user = read_yaml_mapping(Path(config_path)) if config_path is not None else {}
     user.update({key: value for key, value in (fields or {}).items() if value is not None})
     for override in overrides:
-        _apply_override(user, override)
+        apply_override(user, override)
     cls = RUN_KINDS[kind]
     dataset = dataset or user.get("dataset") or _default_dataset(kind, user)
     arch = user.get("arch", cls.arch if kind == "supervised" else "")
@@ -180,45 +181,6 @@ def encoder_dataset(encoder: str | Path) -> str | None:
     if found is None and isinstance(data, dict) and isinstance(data.get("config"), dict):
         found = data["config"].get("dataset")
     return str(found) if found else None
-
-
-def _read_yaml(path: str | Path) -> dict[str, Any]:
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"config file {str(path)!r} not found; check the --config path")
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as error:
-        problem = str(error).replace("\n", " ")
-        raise ConfigError(f"config file {str(path)!r} is not valid YAML ({problem}); fix its syntax") \
-            from None
-    if data is None:
-        return {}
-    if not isinstance(data, dict):
-        raise ConfigError(f"config file {str(path)!r} must hold a mapping of keys to values; "
-                          f"write it as 'key: value' lines")
-    return data
-
-
-def _apply_override(raw: dict[str, Any], override: str) -> None:
-    """``"a.b=value"`` -> ``raw["a"]["b"] = yaml(value)`` (same syntax as ``robustmi.runs.load_config``)."""
-    key, sep, text = override.partition("=")
-    key = key.strip()
-    if not sep or not key or any(not part for part in key.split(".")):
-        raise ConfigError(f"malformed override {override!r}; write key=value, e.g. epochs=5, attack.eps=0.3")
-    try:
-        value = yaml.safe_load(text)
-    except yaml.YAMLError:
-        value = text  # e.g. an unbalanced bracket: keep the string; a typed field rejects it with its name
-    *parents, leaf = key.split(".")
-    node = raw
-    for part in parents:
-        child = node.setdefault(part, {})
-        if not isinstance(child, dict):
-            raise ConfigError(f"override {override!r}: {part!r} is a single value, not a section; "
-                              f"set {part}=VALUE instead")
-        node = child
-    node[leaf] = value
 
 
 def _deep_merge(base: dict[str, Any], update: Mapping[str, Any]) -> dict[str, Any]:
