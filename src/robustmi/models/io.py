@@ -10,10 +10,15 @@ Specs nest for compositions, so a probe built from a registry encoder and ``crea
 
 Other composite names: ``"layer-tap"`` (``{"model": spec, "layer", "flatten"}``) and ``"factory"``
 (``{"spec": "pkg.module:factory"}``, a user's model rebuilt by calling its factory again).
+
+Loading never runs code a file names: registry names and the compositions above only build robustmi's own
+modules; a ``"factory"`` spec is called only when the user trusts it (``robustmi.models.factory``,
+``check_trusted``); anything malformed in a spec is a one-line ``CheckpointError``/``ModelError``.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +26,7 @@ import torch
 from torch import nn
 
 from robustmi.errors import CheckpointError, ModelError
-from robustmi.models.factory import is_factory_spec, load_factory
+from robustmi.models.factory import check_trusted, is_factory_spec, load_factory
 from robustmi.models.heads import Classifier, Head, create_head
 from robustmi.models.registry import create_model, list_models
 from robustmi.models.taps import LayerTap
@@ -65,27 +70,46 @@ def get_model_spec(model: nn.Module) -> dict[str, Any]:
     raise ModelError(f"cannot save a {type(model).__name__}: no recipe to rebuild it; {_SAVE_HINT}")
 
 
-def build_from_spec(spec: Any) -> nn.Module:
+def build_from_spec(spec: Any, trust: Iterable[str] = (), *, source: str = "model spec") -> nn.Module:
     """Rebuild an (untrained) model from a spec written by :func:`get_model_spec`.
+
+    Args:
+        spec: ``{"name", "kwargs"}`` (nested for compositions).
+        trust: factory specs the caller trusts (see ``robustmi.models.factory.check_trusted``); a
+            ``"factory"`` spec not trusted is refused before anything is imported.
+        source: where the spec came from, for messages.
 
     Raises:
         CheckpointError: the spec is malformed.
-        ModelError: it names an unknown model or a factory that cannot be imported.
+        ModelError: it names an unknown model, a factory the user does not trust, or bad model kwargs.
     """
+    try:
+        return _build(spec, tuple(trust), source)
+    except (TypeError, ValueError, KeyError, AttributeError, IndexError, RuntimeError) as error:
+        problem = " ".join(str(error).split())[:160]
+        raise CheckpointError(f"{source} holds a malformed model spec ({type(error).__name__}: {problem}); "
+                              f"re-save the model with save_model") from None
+
+
+def _build(spec: Any, trust: tuple[str, ...], source: str) -> nn.Module:
     if not (
         isinstance(spec, dict) and isinstance(spec.get("name"), str) and isinstance(spec.get("kwargs"), dict)
     ):
         raise CheckpointError(
-            f"model spec {spec!r} lacks a name and kwargs; re-save the model with save_model"
+            f"{source}: model spec {str(spec)[:120]!r} lacks a name and kwargs; "
+            f"re-save the model with save_model"
         )
     name, kwargs = spec["name"], spec["kwargs"]
     if name == "classifier":
-        return Classifier(build_from_spec(kwargs.get("encoder")), build_from_spec(kwargs.get("head")))
+        encoder = _build(kwargs.get("encoder"), trust, source)
+        return Classifier(encoder, _build(kwargs.get("head"), trust, source))
     if name == "head":
         return create_head(**kwargs)
     if name == "layer-tap":
-        return LayerTap(build_from_spec(kwargs.get("model")), kwargs["layer"], kwargs.get("flatten", True))
+        inner = _build(kwargs.get("model"), trust, source)
+        return LayerTap(inner, kwargs["layer"], kwargs.get("flatten", True))
     if name == "factory":
+        check_trusted(kwargs.get("spec"), source, trust)  # refuses before anything is imported
         return load_factory(kwargs["spec"])
     return create_model(name, **kwargs)
 
@@ -110,7 +134,12 @@ def load_state_dict_strict(model: nn.Module, state_dict: dict[str, Any], source:
             f"weights in {source} do not fit the model ({'; '.join(parts)}); "
             "use weights saved from the same architecture"
         )
-    model.load_state_dict(state_dict)
+    try:
+        model.load_state_dict(state_dict)
+    except (RuntimeError, TypeError, ValueError) as error:
+        problem = " ".join(str(error).split())[:160]
+        raise ModelError(f"weights in {source} do not load ({problem}); use weights saved from the same "
+                         f"architecture") from None
 
 
 def _model_path(path: str | Path) -> Path:
@@ -145,18 +174,21 @@ def save_model(model: nn.Module, path: str | Path) -> Path:
     return target
 
 
-def load_model(path: str | Path) -> nn.Module:
+def load_model(path: str | Path, trust: Iterable[str] = ()) -> nn.Module:
     """Rebuild a model saved by :func:`save_model`, on the CPU and in eval mode.
 
     Args:
         path: a run folder (reads ``RUN/model.pt``) or a model ``.pt`` file.
+        trust: user factory specs (``"my_nets.py:encoder"``) this file may call to rebuild the model; also
+            trusted: factories named in this process and those in ``$ROBUSTMI_TRUST_CODE``. No other code
+            named in the file is ever imported.
 
     Returns:
         The model with its weights, in ``eval()`` mode (call ``.train()`` to fine-tune).
 
     Raises:
         CheckpointError: missing or unreadable file, or one that is not a saved model.
-        ModelError: its spec names an unknown model or its weights do not fit.
+        ModelError: its spec names an unknown model, an untrusted factory, or its weights do not fit.
     """
     from robustmi.runs import load_checkpoint
 
@@ -171,25 +203,49 @@ def load_model(path: str | Path) -> nn.Module:
     tensors, meta = load_checkpoint(target)
     if "model" not in tensors or "name" not in meta:
         raise CheckpointError(f"{target} is not a model saved by save_model (no model weights or spec)")
-    model = build_from_spec({"name": meta["name"], "kwargs": meta.get("kwargs", {})})
+    if not isinstance(tensors["model"], dict):
+        raise CheckpointError(f"{target} is not a model saved by save_model "
+                              f"(its model entry is not a state_dict)")
+    spec = {"name": meta["name"], "kwargs": meta.get("kwargs", {})}
+    model = build_from_spec(spec, trust, source=str(target))
     load_state_dict_strict(model, tensors["model"], str(target))
     return model.eval()
 
 
+# where training scripts keep the weights inside a checkpoint dict: robustmi/timm ("model", "state_dict"),
+# timm's EMA copy ("model_ema", "state_dict_ema"), tried in this order
+_WEIGHT_KEYS = ("model", "state_dict", "model_ema", "state_dict_ema")
+# prefixes wrappers add to every key: DDP/DataParallel ("module.") and torch.compile ("_orig_mod.")
+_WRAPPER_PREFIXES = ("module.", "_orig_mod.")
+
+
 def _read_weights(weights: str | Path) -> dict[str, Any]:
-    """A state_dict from a file: a plain ``torch.save(model.state_dict())`` or a ``save_model`` file."""
+    """A state_dict from a file: a plain ``torch.save(model.state_dict())``, a ``save_model`` file, or a
+    training checkpoint keeping it under ``model``/``state_dict``/``model_ema``; wrapper prefixes stripped."""
     from robustmi.runs import load_checkpoint  # weights_only=True; refuses pickled Python objects
 
     if not Path(weights).is_file():
         raise ModelError(f"weights file {weights} not found; give a state_dict saved with torch.save")
     obj, _ = load_checkpoint(weights)
-    for key in ("model", "state_dict"):
+    for key in _WEIGHT_KEYS:
         if isinstance(obj.get(key), dict):
             obj = obj[key]
             break
-    if not (obj and all(isinstance(v, torch.Tensor) for v in obj.values())):
+    if not (obj and all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in obj.items())):
         raise ModelError(f"{weights} holds no state_dict; save one with torch.save(model.state_dict(), path)")
-    return obj
+    return strip_wrapper_prefixes(obj)
+
+
+def strip_wrapper_prefixes(state_dict: dict[str, Any]) -> dict[str, Any]:
+    """Drop a ``module.`` (DDP/DataParallel) or ``_orig_mod.`` (torch.compile) prefix shared by every key."""
+    changed = True
+    while changed:
+        changed = False
+        for prefix in _WRAPPER_PREFIXES:
+            if state_dict and all(k.startswith(prefix) for k in state_dict):
+                state_dict = {k[len(prefix):]: v for k, v in state_dict.items()}
+                changed = True
+    return state_dict
 
 
 def resolve_model(spec: str, weights: str | None = None) -> nn.Module:

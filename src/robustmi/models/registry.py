@@ -11,6 +11,7 @@ rebuild the model.
 from __future__ import annotations
 
 import inspect
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -107,6 +108,51 @@ def create_model(name: str, **kwargs: Any) -> nn.Module:
         raise ModelError(
             f"model {name!r} does not take {', '.join(unknown)}; it takes: {', '.join(sorted(accepted))}"
         )
-    model = fn(**kwargs)
+    _check_kwargs(name, kwargs)
+    try:
+        model = fn(**kwargs)
+    except (ValueError, TypeError, RuntimeError, ZeroDivisionError) as error:
+        problem = " ".join(str(error).split())[:160]
+        raise ModelError(f"model {name!r} cannot be built with {_to_json(kwargs)} ({problem}); "
+                         f"fix those kwargs") from None
     model.model_spec = {"name": name, "kwargs": _to_json(kwargs)}
     return model
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _check_kwargs(name: str, kwargs: dict[str, Any]) -> None:
+    """Validate the common size/normalisation kwargs before building, naming the bad value.
+
+    Raises:
+        ModelError: a size that is not a positive integer, a width that is not a positive number, an
+            ``input_size`` that is neither ``N`` nor ``[H, W]``, or a mean/std that is not a list of finite
+            numbers (std > 0).
+    """
+    def bad(key: str, want: str) -> ModelError:
+        return ModelError(f"model {name!r}: {key}={kwargs[key]!r} must be {want}; fix {key}")
+
+    for key in ("in_chans", "num_classes", "feature_dim"):
+        if key in kwargs and not (_is_int(kwargs[key]) and kwargs[key] > 0):
+            raise bad(key, "a positive integer")
+    if "width" in kwargs and not (_is_number(kwargs["width"]) and kwargs["width"] > 0):
+        raise bad("width", "a positive number")
+    if "input_size" in kwargs:
+        size = kwargs["input_size"]
+        sizes = list(size) if isinstance(size, (list, tuple)) else [size]
+        if len(sizes) not in (1, 2) or not all(_is_int(v) and v > 0 for v in sizes):
+            raise bad("input_size", "a positive integer or [height, width]")
+    for key in ("mean", "std"):
+        values = kwargs.get(key)
+        if values is None:
+            continue
+        values = list(values) if isinstance(values, (list, tuple)) else [values]
+        if not values or not all(_is_number(v) for v in values) or (key == "std" and min(values) <= 0):
+            want = "a list of finite numbers (one per channel)" + (", all > 0" if key == "std" else "")
+            raise bad(key, want)
