@@ -7,8 +7,6 @@ from pathlib import Path
 
 import typer
 
-from robustmi.data import check_datasets
-
 data_app = typer.Typer(help="Inspect the offline datasets.", no_args_is_help=True)
 
 
@@ -17,22 +15,15 @@ def _count(value: int | None) -> str:
 
 
 def _print_table(entries: list[dict]) -> None:
-    from rich.console import Console
-    from rich.table import Table
-
-    table = Table(title="robustmi datasets")
-    for column in ("dataset", "available", "train", "test", "path / how to get it"):
-        table.add_column(column, overflow="fold")
+    """Plain columns; the last one (folder or install hint) unwrapped, so paths copy and paste whole."""
+    rows = [("dataset", "available", "train", "test", "path / how to get it")]
     for entry in entries:
         where = (entry["path"] or "(generated, no files)") if entry["available"] else entry["hint"]
-        table.add_row(
-            entry["name"],
-            "[green]yes[/green]" if entry["available"] else "[red]no[/red]",
-            _count(entry["train"]),
-            _count(entry["test"]),
-            where,
-        )
-    Console().print(table)
+        available = "yes" if entry["available"] else "no"
+        rows.append((entry["name"], available, _count(entry["train"]), _count(entry["test"]), where))
+    widths = [max(len(row[i]) for row in rows) for i in range(4)]
+    for *columns, where in rows:
+        typer.echo("  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True)) + "  " + where)
 
 
 @data_app.command("check")
@@ -43,6 +34,8 @@ def check(
     as_json: bool = typer.Option(False, "--json", help="Print a JSON list instead of a table."),
 ) -> None:
     """Load and validate every dataset; print availability, sample counts, folder and install hints."""
+    from robustmi.data import check_datasets  # torch: imported by the command, not by `robustmi --help`
+
     entries = check_datasets(data_dir)
     if as_json:
         typer.echo(json.dumps(entries, indent=2))

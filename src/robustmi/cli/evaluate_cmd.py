@@ -15,11 +15,10 @@ from pathlib import Path
 import typer
 import yaml
 
-from robustmi.attacks import evaluate_robustness, list_attack_presets, resolve_attacks
-from robustmi.data import load_dataset
 from robustmi.errors import ConfigError
-from robustmi.models import resolve_model
-from robustmi.runs import RunDir
+
+# Shown by --help without importing torch; tests/cli/test_startup.py keeps it equal to list_attack_presets().
+ATTACK_PRESETS = ("apgd-ce", "autoattack", "paper", "pgd20")
 
 
 def _run_config(model: str) -> dict:
@@ -56,7 +55,7 @@ def evaluate_command(
     attack: list[str] = typer.Option(
         None,
         "--attack",
-        help=f"Attack preset, repeatable: {' | '.join(list_attack_presets())} (default paper).",
+        help=f"Attack preset, repeatable: {' | '.join(ATTACK_PRESETS)} (default paper).",
     ),
     dataset: str = typer.Option(None, "--dataset", help="Dataset name (default: the run folder's dataset)."),
     split: str = typer.Option("test", "--split", help="Dataset split to evaluate on."),
@@ -73,6 +72,11 @@ def evaluate_command(
     out: Path = typer.Option(None, "--out", help="Folder for results.json (default RUN/eval)."),
 ) -> None:
     """Natural accuracy, accuracy under each attack and the per-point worst case; writes results.json."""
+    from robustmi.attacks import evaluate_robustness, resolve_attacks  # torch: not at `robustmi --help`
+    from robustmi.data import load_dataset
+    from robustmi.models import resolve_model
+    from robustmi.runs import RunDir
+
     run_config = _run_config(model)
     dataset = dataset or run_config.get("dataset")
     if not dataset:

@@ -1,7 +1,9 @@
 """The ``robustmi`` typer app and the error boundary every command shares.
 
 Commands live in sibling modules named ``*_cmd.py`` (``data_cmd.py``, ``train_cmd.py``, ...); each defines
-``register(app: typer.Typer) -> None`` and is found automatically.
+``register(app: typer.Typer) -> None`` and is found automatically. Command modules import torch, matplotlib
+and the library inside their command functions, so ``robustmi --help`` and ``--version`` answer in a fraction
+of a second (tests/cli/test_startup.py checks that they import none of them).
 """
 
 from __future__ import annotations
@@ -27,9 +29,20 @@ app = typer.Typer(
 _state = {"verbose": False}
 
 
+def _show_version(value: bool) -> None:
+    if value:
+        from robustmi import __version__
+
+        typer.echo(f"robustmi {__version__}")
+        raise typer.Exit()
+
+
 @app.callback()
 def _root(
     verbose: bool = typer.Option(False, "--verbose", help="Show tracebacks for robustmi errors."),
+    version: bool = typer.Option(
+        False, "--version", callback=_show_version, is_eager=True, help="Print the version and exit."
+    ),
 ) -> None:
     _state["verbose"] = verbose
 

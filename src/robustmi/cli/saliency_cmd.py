@@ -12,8 +12,6 @@ from pathlib import Path
 import typer
 
 from robustmi.errors import ConfigError
-from robustmi.runs import load_config
-from robustmi.saliency import RESERVED_NAMES, SaliencyConfig, saliency_report
 
 _FLAGS = (
     "dataset", "split", "data_dir", "samples", "method", "target", "layer", "channel", "seed", "steps",
@@ -27,6 +25,8 @@ def model_names(specs: list[str]) -> list[str]:
     A run folder gives its name, a ``.pt`` file its stem (``RUN/model.pt`` -> ``RUN``), ``module:factory`` the
     factory's name.
     """
+    from robustmi.saliency import RESERVED_NAMES
+
     names: list[str] = []
     for spec in specs:
         path = Path(spec.rstrip("/"))
@@ -70,6 +70,9 @@ def saliency(
     overrides: list[str] = typer.Argument(None, help="key=value overrides of the config, e.g. noise=0.2."),
 ) -> None:
     """Saliency maps of one or more models on the same samples, a PNG grid, raw maps and alignment scores."""
+    from robustmi.runs import load_config  # torch, matplotlib: imported by the command, not by --help
+    from robustmi.saliency import SaliencyConfig, saliency_report
+
     cfg = load_config(SaliencyConfig, config, overrides or ())
     given = {name: value for name, value in locals().items() if name in _FLAGS and value is not None}
     if model:

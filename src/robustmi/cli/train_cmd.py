@@ -17,8 +17,6 @@ from typing import Any
 
 import typer
 
-from robustmi.training import build_config, train_encoder, train_probe, train_supervised
-
 _PRESET = typer.Option("paper", "--preset", help="paper | cpu | smoke (see robustmi.training.presets).")
 _OUT = typer.Option(..., "--out", help="Run folder to create (refused if it holds another run).")
 _CONFIG = typer.Option(None, "--config", help="YAML file with config values (over the preset).")
@@ -48,6 +46,8 @@ def train_encoder_command(
     overrides: list[str] = _OVERRIDES,
 ) -> None:
     """Train an unsupervised encoder by Deep InfoMax or worst-case mutual information."""
+    from robustmi.training import build_config, train_encoder  # torch: imported here, not at --help
+
     cfg = build_config("encoder", preset, dataset=dataset, config_path=config,
                        fields={"objective": objective}, overrides=overrides or [])
     _report(train_encoder(cfg, out, resume=resume), out)
@@ -66,6 +66,8 @@ def train_probe_command(
     overrides: list[str] = _OVERRIDES,
 ) -> None:
     """Train a linear/MLP head on a frozen encoder, standard or adversarially."""
+    from robustmi.training import build_config, train_probe
+
     fields = {"encoder": encoder, "head": head, "mode": mode, "early_stop": early_stop}
     cfg = build_config("probe", preset, dataset=dataset, config_path=config, fields=fields,
                        overrides=overrides or [])
@@ -83,6 +85,8 @@ def train_supervised_command(
     overrides: list[str] = _OVERRIDES,
 ) -> None:
     """Train a fully supervised classifier, standard or adversarially."""
+    from robustmi.training import build_config, train_supervised
+
     cfg = build_config("supervised", preset, dataset=dataset, config_path=config,
                        fields={"arch": arch, "mode": mode}, overrides=overrides or [])
     _report(train_supervised(cfg, out, resume=resume), out)
