@@ -55,8 +55,8 @@ def test_layout_config_metrics_results(tmp_path: Path) -> None:
     assert env["torch"] == torch.__version__ and env["numpy"] == np.__version__
     assert env["robustmi"] == robustmi.__version__ and env["python"].count(".") == 2
     assert {"git_commit", "git_dirty", "timestamp", "device", "torch_threads", "world_size"} <= env.keys()
-    assert sorted(p.name for p in run.path.iterdir()) == ["checkpoints", "config.yaml", "metrics.jsonl",
-                                                           "results.json"]
+    assert sorted(p.name for p in run.path.iterdir()) == [".lock", "checkpoints", "config.yaml",
+                                                           "metrics.jsonl", "results.json"]
 
 
 def test_environment_info_git_commit_is_a_hash_or_none() -> None:

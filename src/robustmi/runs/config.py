@@ -20,7 +20,8 @@ Example::
 
 Config dataclasses must be defined at module level (their annotations are resolved in their module).
 
-Supported field types: ``bool``, ``int``, ``float`` (ints accepted; also ``"8/255"`` and ``"1e-3"``), ``str``,
+Supported field types: ``bool``, ``int``, ``float`` (ints accepted; also ``"8/255"`` and ``"1e-3"``; NaN and
+infinities refused), ``str``,
 ``pathlib.Path``, nested dataclasses, ``Optional``/unions, ``Literal[...]``, ``tuple[...]``, ``list[...]``,
 ``dict[...]`` and ``Any``. A dataclass may validate itself in ``__post_init__`` by raising ``ConfigError``,
 ``ValueError`` or ``TypeError``; the message is reported with the field path.
@@ -30,6 +31,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import re
 import types
 import typing
@@ -266,6 +268,9 @@ def _convert_scalar(tp: Any, value: Any, where: str) -> Any:
             value = _parse_number(value, tp, where)
         ok = isinstance(value, (int, float)) and not isinstance(value, bool)
         value = float(value) if ok else value
+        if ok and not math.isfinite(value):  # .nan/.inf are never a setting: NaN passes every "> 0" check
+            raise ConfigError(f"config key {where!r} must be a finite number, got {value!r}; "
+                              f"fix the value in the YAML file or override")
     elif tp is Path:
         ok = isinstance(value, (str, Path))
         value = Path(value) if ok else value

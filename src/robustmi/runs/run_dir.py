@@ -5,25 +5,37 @@ RUN/config.yaml        resolved config; the command line (argv) as a comment on 
 RUN/metrics.jsonl      one JSON object per logged step/epoch, appended and flushed line by line
 RUN/results.json       final metrics + "environment" (versions, device, git commit, time), written atomically
 RUN/checkpoints/       training state (last.pt + last.json) for --resume
+RUN/.lock              the pid of the process writing the folder (an flock held while it runs)
 ```
 
 A folder holding a finished run (``results.json``) or a resumable one (``checkpoints/last.pt``) is never
-overwritten: without ``resume=True`` :class:`RunDir` refuses it. In a distributed run every process may build
+overwritten: without ``resume=True`` :class:`RunDir` refuses it. One process writes a folder at a time: the
+writer holds an exclusive ``flock`` on ``RUN/.lock`` (released by the kernel when it exits, however it dies,
+so a dead process never leaves a stale lock); a second writer is refused, naming the holder's pid. When
+resuming, ``config.yaml`` is written only once the run has really started (:meth:`RunDir.flush_config`), so a
+refused resume leaves it byte-identical. A folder this ``RunDir`` created is removed again by
+:meth:`RunDir.discard_if_unstarted` when the start fails. In a distributed run every process may build
 the ``RunDir``, but only rank 0 writes (the writing methods are no-ops elsewhere).
 """
 
 from __future__ import annotations
 
+import errno
+import fcntl
 import json
+import os
+import shutil
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from robustmi.errors import CheckpointError
-from robustmi.runs._atomic import atomic_write_text
+from robustmi.runs._atomic import atomic_write_text, current_umask
 from robustmi.runs.config import config_to_dict, load_config, save_config_yaml
 from robustmi.runs.environment import environment_info, is_main_process
+
+LOCK_FILE = ".lock"
 
 
 class RunDir:
@@ -34,8 +46,8 @@ class RunDir:
         resume: continue the run already in the folder: metrics are appended and nothing is refused.
 
     Raises:
-        CheckpointError: ``path`` is a file, cannot be created, or already holds a finished or resumable run
-            and ``resume`` is False.
+        CheckpointError: ``path`` is a file, cannot be created, is being written by another process, or
+            already holds a finished or resumable run and ``resume`` is False.
 
     Example:
         >>> run = RunDir("runs/enc")  # doctest: +SKIP
@@ -50,15 +62,28 @@ class RunDir:
         self.config_path = self.path / "config.yaml"
         self.metrics_path = self.path / "metrics.jsonl"
         self.results_path = self.path / "results.json"
+        self.created = False
+        self._locked = False
+        self._pending_config: str | None = None
         if self.path.exists() and not self.path.is_dir():
             raise CheckpointError(f"--out {str(self.path)!r} is a file, not a folder; choose another --out")
         if not resume:
             self._refuse_existing_run()
         if not is_main_process():
             return
+        self.created = not self.path.exists()
         try:
-            self.checkpoint_dir.mkdir(parents=True, exist_ok=True)
+            self.path.mkdir(parents=True, exist_ok=True)
+            self._locked = _lock(self.path)  # refuses a folder another process is writing
+            try:
+                if not resume:
+                    self._refuse_existing_run()  # again, under the lock: a writer may have just finished
+                self.checkpoint_dir.mkdir(exist_ok=True)
+            except BaseException:
+                self.discard_if_unstarted()
+                raise
         except OSError as error:
+            self.discard_if_unstarted()
             raise CheckpointError(f"cannot create run folder {str(self.path)!r} ({error}); "
                                   f"choose a writable --out") from None
         if resume:
@@ -73,6 +98,23 @@ class RunDir:
                                       f"pass --resume to continue it or choose another --out "
                                       f"(nothing was changed)")
 
+    def close(self) -> None:
+        """Release the folder's lock (also released when the process exits)."""
+        if self._locked:
+            _unlock(self.path)
+            self._locked = False
+
+    def discard_if_unstarted(self) -> None:
+        """After a failed start: remove the folder if this ``RunDir`` created it and nothing resumable or
+        finished is in it (no checkpoint, no results), so a failed start leaves no half-made folder."""
+        self.close()
+        if not self.created or not self.path.is_dir():
+            return
+        if (self.checkpoint_dir / "last.pt").exists() or self.results_path.exists():
+            return
+        shutil.rmtree(self.path, ignore_errors=True)
+        self.created = False
+
     def write_config(self, cfg: Any, argv: Sequence[str] | None = None) -> None:
         """Write the resolved config to ``config.yaml``, with ``argv`` (default ``sys.argv``) as a comment.
 
@@ -81,7 +123,17 @@ class RunDir:
         if not is_main_process():
             return
         command = list(sys.argv if argv is None else argv)
+        if self.resume:  # written once the resume is known to work (flush_config): a refusal changes nothing
+            self._pending_config = (cfg, command)
+            return
         save_config_yaml(cfg, self.config_path, header=f"argv: {json.dumps(command)}")
+
+    def flush_config(self) -> None:
+        """Write a config :meth:`write_config` held back while resuming (called once the run has started)."""
+        if self._pending_config is not None and is_main_process():
+            cfg, command = self._pending_config
+            save_config_yaml(cfg, self.config_path, header=f"argv: {json.dumps(command)}")
+        self._pending_config = None
 
     def read_config(self, cls: type) -> Any:
         """The config saved by :meth:`write_config`, rebuilt as ``cls`` (``None`` if there is none)."""
@@ -95,6 +147,7 @@ class RunDir:
         """
         if not is_main_process():
             return
+        self.flush_config()
         line = json.dumps(record, default=_json_default)
         with self.metrics_path.open("a", encoding="utf-8") as file:  # closing flushes every line
             file.write(line + "\n")
@@ -113,10 +166,28 @@ class RunDir:
                                       f"repair or delete the line") from None
         return records
 
+    def drop_metrics(self, drop: Callable[[dict[str, Any]], bool]) -> int:
+        """Rewrite ``metrics.jsonl`` without the records for which ``drop(record)`` is true (atomic).
+
+        A resumed run drops the records logged after its checkpoint, which it is about to log again.
+
+        Returns:
+            How many records were dropped.
+        """
+        if not is_main_process() or not self.metrics_path.is_file():
+            return 0
+        records = self.read_metrics()
+        kept = [r for r in records if not drop(r)]
+        if len(kept) != len(records):
+            text = "".join(json.dumps(r, default=_json_default) + "\n" for r in kept)
+            atomic_write_text(self.metrics_path, text)
+        return len(records) - len(kept)
+
     def write_results(self, results: dict[str, Any]) -> None:
         """Write ``results`` plus an ``"environment"`` block (:func:`environment_info`) to results.json."""
         if not is_main_process():
             return
+        self.flush_config()
         payload = {**results, "environment": environment_info()}
         atomic_write_text(self.results_path, json.dumps(payload, indent=2, default=_json_default) + "\n")
 
@@ -146,6 +217,48 @@ def _json_default(value: Any) -> Any:
     if data is not value:
         return data
     raise TypeError(f"cannot write a {type(value).__name__} to JSON: {value!r}")
+
+
+# folders this process holds: resolved path -> [lock file descriptor, number of RunDirs using it]
+_HELD: dict[str, list[int]] = {}
+
+
+def _lock(path: Path) -> bool:
+    """Take the exclusive lock of run folder ``path`` for this process (re-entrant within the process).
+
+    Raises:
+        CheckpointError: another process holds it (names its pid).
+    """
+    key = str(path.resolve())
+    if key in _HELD:
+        _HELD[key][1] += 1
+        return True
+    lock_path = path / LOCK_FILE
+    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o666 & ~current_umask())
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as error:
+        holder = os.read(fd, 64).decode("ascii", "replace").strip() or "unknown"
+        os.close(fd)
+        if error.errno not in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
+            raise
+        raise CheckpointError(f"run folder {str(path)!r} is in use by another robustmi process (pid "
+                              f"{holder}); wait for it to finish or choose another --out") from None
+    os.ftruncate(fd, 0)
+    os.write(fd, f"{os.getpid()}\n".encode("ascii"))  # a dead holder's pid is simply overwritten
+    _HELD[key] = [fd, 1]
+    return True
+
+
+def _unlock(path: Path) -> None:
+    key = str(path.resolve())
+    held = _HELD.get(key)
+    if held is None:
+        return
+    held[1] -= 1
+    if held[1] == 0:
+        del _HELD[key]
+        os.close(held[0])  # closing the descriptor releases the flock
 
 
 def _drop_partial_last_line(path: Path) -> None:
