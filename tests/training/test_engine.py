@@ -153,12 +153,14 @@ def test_tensorboard_without_the_package_is_a_config_error(tmp_path) -> None:
 
 
 def test_progress_bar_only_on_an_interactive_main_process(monkeypatch: pytest.MonkeyPatch) -> None:
+    cfg = EngineConfig(epochs=4, batch_size=8)
+    resumed = engine_module.EngineState(epoch=1, batch=2, step=12)
     monkeypatch.setattr(sys.stderr, "isatty", lambda: False)
-    assert isinstance(engine_module._progress(10, 0, 0, enabled=True), engine_module._NoBar)
+    assert engine_module._progress(cfg, 10, resumed, enabled=True).disable
     monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
-    assert isinstance(engine_module._progress(10, 0, 0, enabled=False), engine_module._NoBar)
-    bar = engine_module._progress(10, 3, 0, enabled=True)
-    assert type(bar).__name__ == "tqdm" and bar.n == 3
+    assert engine_module._progress(cfg, 10, resumed, enabled=False).disable
+    bar = engine_module._progress(cfg, 10, resumed, enabled=True)  # the whole run's steps: an overall ETA
+    assert not bar.disable and (bar.n, bar.total, bar.desc) == (12, 40, "epoch 2/4")
     bar.close()
 
 

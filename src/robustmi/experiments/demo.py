@@ -21,6 +21,7 @@ from typing import Any
 from robustmi.experiments.plots import plot_bars
 from robustmi.experiments.report import Report
 from robustmi.experiments.runner import RunSpec, measure_vulnerability, run_one
+from robustmi.progress import StageLog
 
 # Training-time caps (minutes) at scale 1: about 10 minutes of training in all, plus evaluation.
 _MINUTES = {"encoder-mi": 1.5, "encoder-worst-case-mi": 3.0, "probe-robust": 1.25, "probe-standard": 0.5}
@@ -77,6 +78,7 @@ def run_demo(
         log: progress messages.
     """
     out = Path(out_dir)
+    log = StageLog(8, log)  # 2 encoders, 2 vulnerabilities, 3 probes, saliency: numbered, with an overall ETA
     started = time.monotonic()
     encoders, probes, vuln = {}, {}, {}
     for objective in ("mi", "worst-case-mi"):

@@ -23,6 +23,7 @@ from robustmi.experiments.paper_tables import COLUMNS, PAPER_TABLES, ROW_LABELS,
 from robustmi.experiments.plots import plot_table_comparison
 from robustmi.experiments.report import Report, fmt_mean_std, mean_std
 from robustmi.experiments.runner import RunSpec, run_one
+from robustmi.progress import StageLog
 
 BUDGETS = ("smoke", "cpu", "paper")
 
@@ -142,6 +143,7 @@ def reproduce_table(
     load_dataset(dataset, "test", data_dir)  # fail early, with the data layer's "what to supply" message
     out = Path(out_dir)
     runs, cells = table_plan()
+    log = StageLog(trials * len(runs), log)  # one stage per run: numbered, with the study's ETA
     result = TableResult(table, dataset, budget, trials)
     started = time.monotonic()
     for trial in range(trials):

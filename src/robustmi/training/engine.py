@@ -21,7 +21,6 @@ Example:
 from __future__ import annotations
 
 import copy
-import sys
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -35,6 +34,7 @@ import torch.distributed as dist
 from torch import Tensor, nn
 
 from robustmi.errors import CheckpointError, ConfigError
+from robustmi.progress import progress_bar
 from robustmi.runs import get_rng_state, load_checkpoint, save_checkpoint, set_rng_state
 from robustmi.training.distributed import DistInfo, all_gather_objects, all_reduce_mean, shard_batch
 
@@ -170,7 +170,7 @@ class Engine:
             on_epoch_start(self.state.epoch)
         self.data_generator.set_state(self.epoch_generator_state)
         perm = torch.randperm(images.shape[0], generator=self.data_generator)  # (N,)
-        bar = _progress(batches, self.state.batch, self.state.epoch, self.cfg.progress and self.dist.is_main)
+        bar = _progress(self.cfg, batches, self.state, self.cfg.progress and self.dist.is_main)
         while self.state.batch < batches:
             if self._limit_reached(start):
                 bar.close()
@@ -325,26 +325,11 @@ def _batches_per_epoch(n: int, batch_size: int) -> int:
     return n // batch_size
 
 
-class _NoBar:
-    def update(self, n: int) -> None:
-        pass
-
-    def set_postfix(self, *args: Any, **kwargs: Any) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
-
-
-def _progress(total: int, done: int, epoch: int, enabled: bool) -> Any:
-    """A tqdm bar on an interactive terminal (rank 0); a silent stand-in otherwise or without tqdm."""
-    if not enabled or not sys.stderr.isatty():
-        return _NoBar()
-    try:
-        from tqdm import tqdm
-    except ImportError:
-        return _NoBar()
-    return tqdm(total=total, initial=done, desc=f"epoch {epoch}", leave=False, dynamic_ncols=True)
+def _progress(cfg: EngineConfig, batches: int, state: EngineState, enabled: bool) -> Any:
+    """This epoch's bar, counting the whole run's steps so its ETA is the run's; epochs counted from 1."""
+    total = cfg.epochs * batches if cfg.max_steps is None else min(cfg.epochs * batches, cfg.max_steps)
+    desc = f"epoch {state.epoch + 1}/{cfg.epochs}"
+    return progress_bar(total, desc, enabled, initial=state.step, unit="step")
 
 
 def _tensorboard_writer(run_dir: Any, enabled: bool) -> Any:
