@@ -10,7 +10,11 @@ State for ``resume`` is written to ``RUN/checkpoints/last.pt`` at each epoch end
 (``max_steps``, ``max_minutes``) stops training: modules, optimisers, schedulers, every rank's global RNG
 state, the data and step generators, epoch, batch position, step, elapsed time and the early-stopping best.
 Resuming replays the permutation of the interrupted epoch from its saved generator state and skips the batches
-already done, so in deterministic mode a resumed run ends with the same weights as an uninterrupted one.
+already done, so in deterministic mode a resumed run ends with the same weights as an uninterrupted one. The
+metrics records logged after the checkpoint are dropped (they are logged again), and a learning rate changed
+since the checkpoint is applied (the optimisers' saved state would restore the old one) and recorded in
+``lr_changes``. After every optimiser step the parameters are checked: a NaN/inf stops training before
+anything is saved, so ``last.pt`` always holds the last good state, and the error names it.
 
 Example:
     >>> engine = Engine(EngineConfig(epochs=2, batch_size=64), modules={"model": model},
@@ -21,6 +25,7 @@ Example:
 from __future__ import annotations
 
 import copy
+import math
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -69,6 +74,7 @@ class EngineState:
     best_epoch: int | None = None
     stopped_by: str = ""      # "epochs", "max_steps" or "max_minutes" once training ends
     epoch_sums: dict[str, float] = field(default_factory=dict)  # running sums of this epoch's step metrics
+    lr_changes: list[dict[str, Any]] = field(default_factory=list)  # lr changed on resume: step, from, to
 
 
 class Engine:
@@ -101,6 +107,7 @@ class Engine:
         self.recent: dict[str, float] = {}  # means of the step metrics over the last logged window
         self._window: dict[str, float] = {}
         self._window_steps = 0
+        self._saved_at: tuple[int, int] | None = None  # (epoch, step) of the last checkpoint written or read
         # every rank checks that tensorboard imports (same error everywhere); rank 0 alone writes events
         self._writer = _tensorboard_writer(run_dir if self.dist.is_main else None, cfg.tensorboard)
 
@@ -135,6 +142,8 @@ class Engine:
         batches = _batches_per_epoch(images.shape[0], self.cfg.batch_size)
         if resume:
             self.load()
+        if self.run_dir is not None and hasattr(self.run_dir, "flush_config"):
+            self.run_dir.flush_config()  # a resume held config.yaml back until its checkpoint loaded
         last: dict[str, float] = {}
         start = time.monotonic() - self.state.elapsed_s
         while self.state.epoch < self.cfg.epochs and not self.state.stopped_by:
@@ -154,7 +163,7 @@ class Engine:
                 "elapsed_s": round(self.state.elapsed_s, 2), "stopped_by": self.state.stopped_by,
                 "best_epoch": self.state.best_epoch, "best_score": self.state.best_score,
                 "last_epoch_metrics": last, "partial_epoch_metrics": self._partial_epoch_means(),
-                "recent_metrics": self.recent}
+                "recent_metrics": self.recent, "lr_changes": self.state.lr_changes}
 
     def _partial_epoch_means(self) -> dict[str, float]:
         """This rank's step-metric means over the batches of an epoch a limit cut short (else empty)."""
@@ -204,12 +213,34 @@ class Engine:
             optimizer.zero_grad(set_to_none=True)
         loss, metrics = step(x, y)
         if not torch.isfinite(loss.detach()):
-            raise ConfigError(f"training loss is {loss.item()} at step {self.state.step}; lower lr or turn "
-                              f"off bf16 and resume from the last checkpoint")
+            raise ConfigError(f"training loss is {loss.item()} at step {self.state.step + 1}; "
+                              f"{self._recovery_hint()}")
         loss.backward()
         for optimizer in self.optimizers.values():
             optimizer.step()
+        bad = self._non_finite_modules()
+        if bad:  # stop before this state can reach a checkpoint
+            raise ConfigError(f"parameters of {', '.join(bad)} became NaN/inf at step {self.state.step + 1}; "
+                              f"{self._recovery_hint()}")
         return metrics
+
+    def _non_finite_modules(self) -> list[str]:
+        """Names of the modules with a NaN/inf parameter or float buffer (one device sync for all)."""
+        flags = {name: [t.detach().isfinite().all() for t in (*m.parameters(), *m.buffers())
+                        if t.is_floating_point()] for name, m in self.modules.items()}
+        flat = [f for fs in flags.values() for f in fs]
+        if not flat or bool(torch.stack(flat).all()):
+            return []
+        return [name for name, fs in flags.items() if fs and not bool(torch.stack(fs).all())]
+
+    def _recovery_hint(self) -> str:
+        """Where the last good state is and how to continue from it (nothing newer was saved)."""
+        path = self.checkpoint_path
+        if path is None or not path.is_file():
+            return "no checkpoint was saved yet; lower lr (or turn off bf16) and start again"
+        epoch, step = self._saved_at or ("?", "?")
+        return (f"nothing was saved; the last good checkpoint {str(path)!r} (epoch {epoch}, step {step}) "
+                f"is kept: lower lr (or turn off bf16) and resume it, e.g. --resume lr=...")
 
     def _limit_reached(self, start: float) -> bool:
         """Check max_steps / max_minutes; under DDP rank 0's clock decides for everyone (no rank left
@@ -273,6 +304,7 @@ class Engine:
         meta = {**asdict(self.state), "world_size": self.dist.world_size}
         meta["elapsed_s"] = float(meta["elapsed_s"])
         save_checkpoint(self.checkpoint_path, tensors, meta)
+        self._saved_at = (self.state.epoch, self.state.step)
 
     def load(self) -> bool:
         """Restore the state saved by :meth:`save`; False (and a fresh start) if there is no checkpoint
@@ -283,6 +315,7 @@ class Engine:
         if not path.is_file():
             return False
         tensors, meta = load_checkpoint(path)
+        configured = {n: [_base_lr(g) for g in o.param_groups] for n, o in self.optimizers.items()}
         try:
             for name, module in self.modules.items():
                 module.load_state_dict(tensors["modules"][name])
@@ -290,8 +323,9 @@ class Engine:
                 optimizer.load_state_dict(tensors["optimizers"][name])
             for name, scheduler in self.schedulers.items():
                 _load_scheduler(scheduler, tensors["schedulers"][name])
-        except (KeyError, RuntimeError, ValueError) as error:
-            raise CheckpointError(f"checkpoint {str(path)!r} does not match this run ({str(error)[:120]}); "
+        except (KeyError, RuntimeError, ValueError, TypeError) as error:
+            problem = " ".join(str(error).split())[:120]  # torch's messages span lines
+            raise CheckpointError(f"checkpoint {str(path)!r} does not match this run ({problem}); "
                                   f"resume with the same config, or start a new --out folder") from None
         same_world = meta.get("world_size") == self.dist.world_size
         rank = self.dist.rank if same_world else 0  # another world size: the resume is not bit-exact
@@ -302,7 +336,45 @@ class Engine:
         fields = {k: meta[k] for k in asdict(EngineState()) if k in meta}
         self.state = EngineState(**fields)
         self.state.stopped_by = ""  # limits are re-checked against this session's config
+        self._saved_at = (self.state.epoch, self.state.step)
+        self._apply_configured_lr(configured)
+        if self.run_dir is not None and hasattr(self.run_dir, "drop_metrics"):
+            epoch, done = self.state.epoch, self.state.step  # records after the checkpoint are logged again
+            self.run_dir.drop_metrics(lambda r: _after(r, epoch, done))
         return True
+
+    def _apply_configured_lr(self, configured: dict[str, list[float]]) -> None:
+        """Keep the lr this session was configured with: loading an optimiser's state restores the saved
+        one. The schedule is rescaled by new/old base lr (so its position is kept) and the change recorded."""
+        for name, optimizer in self.optimizers.items():
+            for i, (group, new) in enumerate(zip(optimizer.param_groups, configured[name], strict=True)):
+                old = _base_lr(group)
+                if old == new:
+                    continue
+                scale = new / old if old and math.isfinite(old) else None
+                group["lr"] = group["lr"] * scale if scale is not None else new
+                if "initial_lr" in group:
+                    group["initial_lr"] = new
+                for scheduler in self.schedulers.values():
+                    if getattr(scheduler, "optimizer", None) is optimizer:
+                        scheduler.base_lrs[i] = new
+                        if hasattr(scheduler, "_last_lr"):
+                            scheduler._last_lr[i] = group["lr"]
+                self.state.lr_changes.append({"step": self.state.step, "optimizer": name, "group": i,
+                                              "from": old, "to": new})
+
+
+def _base_lr(group: dict[str, Any]) -> float:
+    """A param group's configured lr: ``initial_lr`` when a scheduler manages it, else ``lr``."""
+    return float(group.get("initial_lr", group["lr"]))
+
+
+def _after(record: dict[str, Any], epoch: int, step: int) -> bool:
+    """True for a metrics record logged after a checkpoint taken at (``epoch`` epochs done, ``step``)."""
+    late_step = isinstance(record.get("step"), int) and record["step"] > step
+    late_epoch = record.get("kind") == "epoch" and isinstance(record.get("epoch"), int) \
+        and record["epoch"] >= epoch
+    return late_step or late_epoch
 
 
 def _scheduler_state(scheduler: Any) -> dict[str, Any]:

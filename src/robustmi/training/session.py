@@ -1,10 +1,11 @@
 """What every run kind does around the engine: threads, process group, seeds, run folder, data, results.
 
 A :class:`Session` is entered by ``train_encoder`` / ``train_probe`` / ``train_supervised``. It refuses a
-folder holding another run (unless resuming) before anything is written, joins the torchrun process group if
-there is one, seeds every generator from ``cfg.seed`` (models are built identically on every rank), and after
-training (:meth:`Session.finish_training`) leaves the process group, so that rank 0's final evaluation and
-file writes never keep the other ranks waiting at a collective.
+folder holding another run (unless resuming) or being written by another process before anything is written,
+and a start that fails leaves no half-made folder behind (nor a changed config.yaml when resuming); it joins
+the torchrun process group if there is one, seeds every generator from ``cfg.seed`` (models are built
+identically on every rank), and after training (:meth:`Session.finish_training`) leaves the process group, so
+that rank 0's final evaluation and file writes never keep the other ranks waiting at a collective.
 """
 
 from __future__ import annotations
@@ -57,8 +58,12 @@ class Session:
         self.dist = setup_distributed()
         check_batch_size(self.cfg.batch_size, self.dist)
         self.run = RunDir(self.out_dir, resume=self.resume)
-        self.run.write_config(self.cfg)
-        seed_everything(self.cfg.seed, deterministic=self.cfg.deterministic)
+        try:
+            self.run.write_config(self.cfg)  # held back when resuming, until the checkpoint has loaded
+            seed_everything(self.cfg.seed, deterministic=self.cfg.deterministic)
+        except BaseException:
+            self.run.discard_if_unstarted()
+            raise
         return self
 
     @property
@@ -96,11 +101,22 @@ class Session:
         if error is not None and self.dist.enabled and torch.distributed.is_initialized():
             torch.distributed.destroy_process_group()  # no barrier: the other ranks may never reach it
         torch.set_num_threads(self._threads)
+        if self.run is not None:
+            if error is not None:
+                self.run.discard_if_unstarted()  # removes only a folder it created that holds no checkpoint
+            self.run.close()
 
 
 def load_train_split(cfg: TrainSettings) -> Dataset:
-    """The training set, cut to its first ``train_limit`` images."""
+    """The training set, cut to its first ``train_limit`` images.
+
+    Raises:
+        ConfigError: ``train_limit`` exceeds the training set.
+    """
     data = load_dataset(cfg.dataset, "train", cfg.data_dir)
+    if cfg.train_limit is not None and cfg.train_limit > len(data):
+        raise ConfigError(f"train_limit={cfg.train_limit} exceeds the {len(data)} training images of "
+                          f"{cfg.dataset}; lower train_limit or drop it")
     return data.subset(cfg.train_limit) if cfg.train_limit is not None else data
 
 
