@@ -217,7 +217,13 @@ class Engine:
                               f"{self._recovery_hint()}")
         loss.backward()
         for optimizer in self.optimizers.values():
-            optimizer.step()
+            try:
+                optimizer.step()
+            except RuntimeError as error:  # e.g. an lr beyond float32 ("cannot be converted ... overflow")
+                if "overflow" not in str(error):
+                    raise
+                raise ConfigError(f"optimiser step {self.state.step + 1} overflowed (lr too large?); "
+                                  f"{self._recovery_hint()}") from None
         bad = self._non_finite_modules()
         if bad:  # stop before this state can reach a checkpoint
             raise ConfigError(f"parameters of {', '.join(bad)} became NaN/inf at step {self.state.step + 1}; "
