@@ -94,3 +94,31 @@ def test_missing_model_and_no_model_exit_2(tmp_path, capsys):
 def test_model_names_are_unique_and_readable(tmp_path):
     names = model_names(["runs/enc/", "other/enc", "x/model.pt", "pkg.mod:make_net", "labels"])
     assert names == ["enc", "enc-2", "x", "make_net", "labels-2"]
+
+
+def test_weights_load_into_a_plain_module_factory(runs, tmp_path, capsys):
+    """--weights fills a bring-your-own nn.Module classifier (no robustmi interface), as evaluate does."""
+    (tmp_path / "mynets.py").write_text(
+        "from torch import nn\n\ndef net():\n    return nn.Sequential(nn.Flatten(), nn.Linear(784, 10))\n"
+    )
+    trained = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(784, 10))
+    torch.save(trained.state_dict(), tmp_path / "w.pt")
+    out = tmp_path / "byo"
+    argv = ["saliency", "--model", f"{tmp_path / 'mynets.py'}:net", "--weights", str(tmp_path / "w.pt"),
+            "--model", str(runs / "standard"), "--weights", "-", "--samples", "2", "--target", "logit",
+            "--out", str(out)]
+    assert _run(argv) == 0
+    assert "net: target=logit" in capsys.readouterr().out
+    results = json.loads((out / "results.json").read_text())
+    assert results["weights"] == [str(tmp_path / "w.pt"), "-"]
+    assert [m["weights"] for m in results["per_model"].values()] == [str(tmp_path / "w.pt"), None]
+    with np.load(out / "saliency.npz") as npz:  # the logit's input gradient is the loaded weight row
+        expected = trained[1].weight.detach()[npz["labels"]].view(2, 1, 28, 28).numpy()
+        np.testing.assert_allclose(npz["net"], expected, rtol=1e-5, atol=1e-7)
+
+
+def test_weights_count_must_match_models(runs, tmp_path, capsys):
+    argv = ["saliency", "--model", str(runs / "standard"), "--model", str(runs / "robust"),
+            "--weights", "w.pt", "--out", str(tmp_path / "x")]
+    err = _fail(argv, capsys)
+    assert "1 weights for 2 models" in err and len(err.splitlines()) == 1

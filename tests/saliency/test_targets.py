@@ -134,3 +134,16 @@ def test_mi_target_is_batch_scalar_and_couples_samples(x):
     # sample 0 is unchanged, yet its map moves: its batch mate is one of its negatives
     assert not torch.allclose(maps[0], maps_changed[0])
     assert all(p.grad is None for p in [*encoder.parameters(), *dim.parameters()])
+
+
+def test_plain_module_classifier_is_accepted_and_its_output_checked(linear, x, y):
+    plain = nn.Sequential(nn.Flatten(), nn.Linear(16, 3))  # no forward_head / num_classes, as evaluate takes
+    plain[1].load_state_dict(linear.fc.state_dict())
+    assert is_classifier(plain)
+    maps = compute_saliency(classifier_target(plain, y, "logit"), x, "grad")
+    torch.testing.assert_close(maps, linear.fc.weight[y].detach().view(5, 1, 4, 4))
+    with pytest.raises(ModelError, match=r"needs \(B, num_classes\) logits covering label 2.*shape \(5, 2\)"):
+        compute_saliency(classifier_target(nn.Sequential(nn.Flatten(), nn.Linear(16, 2)), y, "ce"), x, "grad")
+    with pytest.raises(ModelError, match=r"shape \(5,\)"):
+        compute_saliency(classifier_target(nn.Sequential(nn.Flatten(), nn.Linear(16, 1), nn.Flatten(0)), y),
+                         x, "grad")

@@ -47,6 +47,11 @@ def saliency(
     model: list[str] = typer.Option(
         None, "--model", help="Run folder, model .pt, 'module:factory' or registry name; repeat for columns."
     ),
+    weights: list[str] = typer.Option(
+        None,
+        "--weights",
+        help="state_dict for a factory-built --model; one per --model, in order ('-': none).",
+    ),
     out: Path = typer.Option(..., "--out", help="Run folder to write: saliency.png, .npz, results.json."),
     dataset: str = typer.Option(None, "--dataset", help="Dataset name (default mnist)."),
     split: str = typer.Option(None, "--split", help="Dataset split (default test)."),
@@ -77,6 +82,8 @@ def saliency(
     given = {name: value for name, value in locals().items() if name in _FLAGS and value is not None}
     if model:
         given["models"] = list(model)
+    if weights:
+        given["weights"] = list(weights)
     try:
         cfg = dataclasses.replace(cfg, **given)  # re-runs SaliencyConfig's validation
     except ConfigError as error:
@@ -85,7 +92,8 @@ def saliency(
         raise ConfigError("no models given; pass --model RUN (repeat it for more columns)")
     positional = ("models", "dataset", "samples", "method")
     settings = {k: v for k, v in dataclasses.asdict(cfg).items() if k not in positional}
-    models = dict(zip(model_names(cfg.models), cfg.models, strict=True))
+    specs = zip(cfg.models, cfg.weights or ["-"] * len(cfg.models), strict=True)  # (spec, weights) pairs
+    models = dict(zip(model_names(cfg.models), specs, strict=True))
     results = saliency_report(models, cfg.dataset, cfg.samples, cfg.method, out, **settings)
     for name, scores in results["per_model"].items():
         edge, mass = scores["edge_spearman"], scores["foreground_mass"]

@@ -56,6 +56,8 @@ class SaliencyConfig:
 
     Attributes:
         models: the model specs, for the record (the CLI's ``--model`` values).
+        weights: state_dict files loaded into the models, one per model in order (``"-"``: none), or empty
+            (the CLI's ``--weights`` values; for ``module:factory`` or ``file.py:factory`` models).
         dataset: dataset name; split: its split; data_dir: where its files are (None: the usual places).
         samples: how many images to show (rows), a seeded random choice from the split.
         method: ``"grad"``, ``"smoothgrad"`` or ``"ig"``.
@@ -70,6 +72,7 @@ class SaliencyConfig:
     """
 
     models: list[str] = field(default_factory=list)
+    weights: list[str] = field(default_factory=list)
     dataset: str = "mnist"
     split: str = "test"
     data_dir: str | None = None
@@ -101,6 +104,11 @@ class SaliencyConfig:
             raise ConfigError("target 'neuron' needs a layer and a channel; pass --layer NAME --channel K")
         if self.channel is not None and self.channel < 0:
             raise ConfigError(f"channel must be >= 0, got {self.channel}")
+        if self.weights and len(self.weights) != len(self.models):
+            raise ConfigError(
+                f"{len(self.weights)} weights for {len(self.models)} models; give one --weights per --model "
+                "in the same order, '-' for a model without"
+            )
 
 
 @dataclass
@@ -111,10 +119,12 @@ class _Entry:
     model: nn.Module
     dim: nn.Module | None
     spec: str
+    weights: str | None = None
 
 
 def _resolve_entry(name: str, value: Any) -> _Entry:
-    """``value``: a module, a ``(module, DIMObjective)`` pair, or a spec string/path for ``resolve_model``."""
+    """``value``: a module, a ``(module, DIMObjective)`` pair, a spec string/path for ``resolve_model``, or a
+    ``(spec, weights)`` pair of strings (weights: a state_dict file, None or ``"-"`` for none)."""
     if name in RESERVED_NAMES or not name:
         reserved = ", ".join(RESERVED_NAMES)
         raise ConfigError(f"model name {name!r} is empty or reserved ({reserved}); give it another name")
@@ -122,12 +132,22 @@ def _resolve_entry(name: str, value: Any) -> _Entry:
         return _Entry(name, value, None, type(value).__name__)
     if isinstance(value, tuple) and len(value) == 2 and all(isinstance(v, nn.Module) for v in value):
         return _Entry(name, value[0], value[1], type(value[0]).__name__)
-    if isinstance(value, (str, Path)):
-        spec = str(value)
+    spec, weights = _spec_and_weights(value)
+    if spec is not None:
         critic = Path(spec) / CRITIC_FILE
         dim = load_dim_objective(spec) if Path(spec).is_dir() and critic.is_file() else None
-        return _Entry(name, resolve_model(spec), dim, spec)
+        return _Entry(name, resolve_model(spec, weights), dim, spec, weights)
     raise ModelError(f"model {name!r} is a {type(value).__name__}; give a module, a run folder or a spec")
+
+
+def _spec_and_weights(value: Any) -> tuple[str | None, str | None]:
+    """``(spec, weights)`` of a spec string/path or a ``(spec, weights)`` pair; ``(None, None)`` otherwise."""
+    if isinstance(value, (str, Path)):
+        return str(value), None
+    pair = isinstance(value, tuple) and len(value) == 2 and isinstance(value[0], (str, Path))
+    if pair and (value[1] is None or isinstance(value[1], (str, Path))):
+        return str(value[0]), None if value[1] in (None, "", "-") else str(value[1])
+    return None, None
 
 
 def build_target(entry_model: nn.Module, dim: nn.Module | None, labels: Tensor, cfg: SaliencyConfig,
@@ -203,8 +223,10 @@ def saliency_report(
     """Saliency maps of ``models`` on the same samples; writes the grid, the raw maps and results.json.
 
     Args:
-        models: column name -> a module, a ``(encoder, DIMObjective)`` pair, or a spec string for
-            ``robustmi.models.resolve_model`` (a run folder: an encoder run folder with ``critic.pt`` gets the
+        models: column name -> a module (a registry model or any classifier returning logits), an
+            ``(encoder, DIMObjective)`` pair, a spec string for ``robustmi.models.resolve_model``, or a
+            ``(spec, weights)`` pair whose state_dict file is loaded into the model (a run folder: an
+            encoder run folder with ``critic.pt`` gets the
             DIM-loss target under ``target="auto"``).
         dataset: a dataset name (loaded with ``split``/``data_dir`` of ``settings``) or a loaded ``Dataset``.
         samples: number of images (rows), a seeded random choice.
@@ -228,7 +250,10 @@ def saliency_report(
     if not models:
         raise ConfigError("no models given; pass at least one --model RUN")
     settings = dict(settings)
-    settings.setdefault("models", [str(v) if isinstance(v, (str, Path)) else k for k, v in models.items()])
+    specs = {k: _spec_and_weights(v) for k, v in models.items()}
+    settings.setdefault("models", [spec or k for k, (spec, _) in specs.items()])
+    if any(weights for _, weights in specs.values()):
+        settings.setdefault("weights", [weights or "-" for _, weights in specs.values()])
     cfg = _make_config(dataset, samples, method, settings)
     data = dataset if isinstance(dataset, Dataset) else load_dataset(cfg.dataset, cfg.split, cfg.data_dir)
     entries = [_resolve_entry(name, value) for name, value in models.items()]
@@ -250,7 +275,7 @@ def _results(cfg, entries, targets, maps, x, y, indices) -> dict:
     for entry in entries:
         target = targets[entry.name]
         scores = alignment_scores(maps[entry.name], x, cfg.threshold)
-        per_model[entry.name] = {"spec": entry.spec, "target": target.name,
+        per_model[entry.name] = {"spec": entry.spec, "weights": entry.weights, "target": target.name,
                                  "per_sample_target": target.per_sample, **scores}
     defined = [n for n in per_model if per_model[n][ALIGNMENT_METRIC] is not None]
     return {

@@ -9,7 +9,8 @@ Paper §4.3 (Fig. 4-6): the input gradient of
   through the encoder if the objective was built with ``detach_critic_input=True``, the authors' search): it
   is the gradient of the loss the encoder was trained on (standard DIM) or attacked with (worst-case MI);
 - a **classifier**'s cross-entropy at the true label (``"ce"``) or its true-class logit (``"logit"``)
-  (:func:`classifier_target`), per sample;
+  (:func:`classifier_target`), per sample; a classifier is a model with ``forward_head``/``num_classes`` or
+  any plain module returning ``(B, K)`` logits (what ``robustmi evaluate`` takes);
 - one **neuron**: a channel's spatially averaged activation in a named layer (:func:`neuron_target`), per
   sample; a ``(B, D)`` layer's channel is its unit ``D``.
 
@@ -52,8 +53,12 @@ class SaliencyTarget:
 
 
 def is_classifier(model: nn.Module) -> bool:
-    """True for models with the classifier interface (``forward_head`` and ``num_classes``)."""
-    return hasattr(model, "forward_head") and hasattr(model, "num_classes")
+    """True for the classifier interface (``forward_head`` and ``num_classes``) and for a plain module without
+    the encoder interface (no ``forward_features``): a bring-your-own classifier, as ``evaluate`` takes, whose
+    output is checked to be ``(B, K)`` logits when its target runs."""
+    return (hasattr(model, "forward_head") and hasattr(model, "num_classes")) or not hasattr(
+        model, "forward_features"
+    )
 
 
 def mi_target(encoder: nn.Module, dim: nn.Module) -> SaliencyTarget:
@@ -85,20 +90,30 @@ def classifier_target(model: nn.Module, labels: Tensor, kind: str = "ce") -> Sal
         raise ValueError(f"kind must be 'ce' or 'logit', got {kind!r}")
     if not is_classifier(model):
         raise ModelError(
-            f"target {kind!r} needs a classifier (forward_head, num_classes), got {type(model).__name__}; "
+            f"target {kind!r} needs a classifier (logits out), got the encoder {type(model).__name__}; "
             "use --target mi for an encoder run folder or --target neuron --layer NAME --channel K"
         )
-    if labels.numel() and int(labels.max()) >= model.num_classes:
+    top = int(labels.max()) if labels.numel() else -1  # one sync here, not one per evaluation
+    if top >= getattr(model, "num_classes", top + 1):
         raise ModelError(
-            f"label {int(labels.max())} is outside the model's {model.num_classes} classes; "
+            f"label {top} is outside the model's {model.num_classes} classes; "
             "use a model trained on this dataset"
         )
 
+    def logits_of(x: Tensor) -> Tensor:
+        logits = model(x)
+        if logits.ndim != 2 or top >= logits.shape[1]:  # a plain module's output, checked on first use
+            raise ModelError(
+                f"target {kind!r} needs (B, num_classes) logits covering label {top}; {type(model).__name__} "
+                f"returned shape {tuple(logits.shape)}; use --target neuron --layer NAME --channel K"
+            )
+        return logits
+
     def ce(x: Tensor) -> Tensor:
-        return F.cross_entropy(model(x), labels.to(x.device), reduction="none")
+        return F.cross_entropy(logits_of(x), labels.to(x.device), reduction="none")
 
     def logit(x: Tensor) -> Tensor:
-        return model(x).gather(1, labels.to(x.device).view(-1, 1)).squeeze(1)  # (B, K) -> (B, 1) -> (B,)
+        return logits_of(x).gather(1, labels.to(x.device).view(-1, 1)).squeeze(1)  # (B, K) -> (B, 1) -> (B,)
 
     return SaliencyTarget(ce if kind == "ce" else logit, kind, (model,))
 
