@@ -107,10 +107,7 @@ def read_cifar_batch(path: Path, num_classes: int = 10) -> tuple[np.ndarray, np.
         shape = getattr(data, "shape", None)
         kind = getattr(data, "dtype", type(data).__name__)
         raise DataError(f"{path}: 'data' must be uint8 (N, {_ROW}), got {kind} {shape}; replace the file")
-    try:
-        labels = np.asarray(batch["labels"], dtype=np.int64).reshape(-1)
-    except (TypeError, ValueError):
-        raise DataError(f"{path}: 'labels' is not a list of integers; replace the file") from None
+    labels = _integer_labels(path, batch["labels"])
     if labels.shape[0] != data.shape[0]:
         raise DataError(f"{path}: {data.shape[0]} images but {labels.shape[0]} labels; replace the file")
     if labels.size and (labels.min() < 0 or labels.max() >= num_classes):
@@ -120,6 +117,20 @@ def read_cifar_batch(path: Path, num_classes: int = 10) -> tuple[np.ndarray, np.
         )
     images = data.reshape(-1, 3, 32, 32)  # (N, 3072) -> (N, 3, 32, 32): R, G, B planes, each row-major
     return images, labels
+
+
+def _integer_labels(path: Path, raw: Any) -> np.ndarray:
+    """``labels`` as int64 ``(N,)``; DataError unless a list or array of integers (no floats, no bools)."""
+    if isinstance(raw, np.ndarray) and np.issubdtype(raw.dtype, np.integer):
+        values = [int(v) for v in raw.reshape(-1)]
+    elif isinstance(raw, (list, tuple)) and all(type(v) is int for v in raw):
+        values = list(raw)
+    else:
+        raise DataError(f"{path}: 'labels' is not a list of integers; replace the file")
+    if values and (min(values) < -(2**62) or max(values) > 2**62):  # would not fit int64: surely not a class
+        raise DataError(f"{path}: labels span [{min(values)}, {max(values)}], far outside [0, 10); "
+                        "replace the file")
+    return np.asarray(values, dtype=np.int64)
 
 
 def read_cifar_split(paths: list[Path], num_classes: int = 10) -> tuple[np.ndarray, np.ndarray]:

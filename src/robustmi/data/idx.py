@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import math
 import zlib
 from pathlib import Path
 
@@ -79,7 +80,7 @@ def _parse(path: Path, content: bytes, magic: int, ndim: int) -> np.ndarray:
             f"the file is not an IDX {kind} file, {_FIX}"
         )
     dims = [int.from_bytes(content[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim)]
-    expected = header_len + int(np.prod(dims, dtype=np.int64))
+    expected = header_len + math.prod(dims)  # Python ints: a crafted header cannot wrap around int64
     if len(content) < expected:
         raise DataError(
             f"{path}: truncated, the header promises {expected} bytes for shape {tuple(dims)} "

@@ -57,13 +57,21 @@ def read_svhn(path: Path, num_classes: int = 10) -> tuple[np.ndarray, np.ndarray
     x, y = mat["X"], mat["y"]
     if x.dtype != np.uint8 or x.ndim != 4 or x.shape[:3] != (32, 32, 3):
         raise DataError(f"{path}: 'X' must be uint8 (32, 32, 3, N), got {x.dtype} {x.shape}; {_FIX}")
-    if y.ndim > 2 or (y.ndim == 2 and 1 not in y.shape) or not np.issubdtype(y.dtype, np.number):
+    numeric = np.issubdtype(y.dtype, np.integer) or np.issubdtype(y.dtype, np.floating)
+    if y.ndim > 2 or (y.ndim == 2 and 1 not in y.shape) or not numeric:
         raise DataError(f"{path}: 'y' must be a numeric (N, 1) array, got {y.dtype} {y.shape}; {_FIX}")
-    labels = y.reshape(-1).astype(np.int64)
+    flat = y.reshape(-1)
+    if np.issubdtype(flat.dtype, np.floating):
+        whole = np.isfinite(flat) & (flat == np.round(flat)) if flat.size else np.ones(0, bool)
+        if not whole.all():
+            bad = int(np.argmin(whole))
+            raise DataError(f"{path}: label {float(flat[bad])} at index {bad} is not a whole number 1..10; "
+                            f"{_FIX}")
+    if flat.size and (flat.min() < 0 or flat.max() > num_classes):
+        raise DataError(f"{path}: labels span [{flat.min()}, {flat.max()}], expected 1..10; {_FIX}")
+    labels = flat.astype(np.int64)
     if labels.shape[0] != x.shape[3]:
         raise DataError(f"{path}: {x.shape[3]} images but {labels.shape[0]} labels; {_FIX}")
-    if labels.size and (labels.min() < 0 or labels.max() > num_classes):
-        raise DataError(f"{path}: labels span [{labels.min()}, {labels.max()}], expected 1..10; {_FIX}")
     labels[labels == num_classes] = 0  # SVHN writes the digit 0 as label 10
     images = np.ascontiguousarray(x.transpose(3, 2, 0, 1))  # (H, W, C, N) -> (N, C, H, W)
     return images, labels
