@@ -13,6 +13,7 @@ Python objects (which plain unpickling would execute) is refused, never run. A p
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections import OrderedDict
 from pathlib import Path
@@ -62,6 +63,10 @@ def save_checkpoint(path: str | Path, tensors: dict[str, Any], meta: dict[str, A
     if not isinstance(tensors, dict):
         raise CheckpointError(f"checkpoint tensors must be a dict, got {type(tensors).__name__}")
     _check_storable(tensors, "tensors")
+    bad = _non_finite_path(meta, "meta")
+    if bad is not None:  # a diverged value, not a serialisation problem: say so
+        raise CheckpointError(f"cannot checkpoint {str(path)!r}: {bad} is NaN/inf (training or measuring "
+                              f"diverged); lower the learning rate or check the inputs")
     try:
         meta_json = json.dumps(meta, indent=2, allow_nan=False)
     except (TypeError, ValueError) as error:
@@ -139,6 +144,19 @@ def _read_sidecar(path: Path) -> dict[str, Any] | None:
     if not isinstance(meta, dict):
         raise CheckpointError(f"checkpoint sidecar {str(side)!r} must hold a JSON object; repair it")
     return meta
+
+
+def _non_finite_path(obj: Any, where: str) -> str | None:
+    """Where the first NaN/inf float sits in nested meta (``meta.history[3].mi``), or None."""
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return where
+    if isinstance(obj, dict):
+        items = ((f"{where}.{k}", v) for k, v in obj.items())
+    elif isinstance(obj, (list, tuple)):
+        items = ((f"{where}[{i}]", v) for i, v in enumerate(obj))
+    else:
+        return None
+    return next((found for w, v in items if (found := _non_finite_path(v, w)) is not None), None)
 
 
 def _check_storable(obj: Any, where: str) -> None:
