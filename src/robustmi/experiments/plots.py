@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -19,10 +20,26 @@ def _save(fig: plt.Figure, path: str | Path) -> Path:
     return Path(path)
 
 
+_GROUP_INCHES = 1.4  # horizontal room per bar group: its tick label wraps to fit it
+
+
+def _group_figure(groups: int, height: float = 4.8) -> tuple[plt.Figure, Any]:
+    """A figure sized to the number of bar groups, so labels keep their room however many bars there are."""
+    return plt.subplots(figsize=(max(6.4, _GROUP_INCHES * groups + 1.6), height))
+
+
+def _group_labels(ax: Any, labels: Sequence[str], fontsize: float = 8) -> None:
+    """Tick labels wrapped to a group's width (spaces, hyphens; long words split): never overlapping."""
+    chars = max(6, int(_GROUP_INCHES * 72 / (0.65 * fontsize)))  # <= 0.65 em per character, 72 pt per inch
+    wrapped = ["\n".join(textwrap.wrap(lab, chars)) or lab for lab in labels]
+    ax.set_xticks(range(len(labels)))
+    ax.set_xticklabels(wrapped, fontsize=fontsize)
+
+
 def plot_table_comparison(rows: Sequence[dict[str, Any]], path: str | Path, title: str) -> Path:
     """Grouped bars of our PGD accuracy per table row (MLP and linear heads), the paper's as markers."""
     labels = list(dict.fromkeys(r["label"] for r in rows))
-    fig, ax = plt.subplots(figsize=(10, 4.8))
+    fig, ax = _group_figure(len(labels))
     width = 0.38
     for offset, col, colour in ((-width / 2, "mlp_adv", "tab:blue"), (width / 2, "linear_adv", "tab:orange")):
         ours = [next(r["mean"] for r in rows if r["label"] == lab and r["column"] == col) for lab in labels]
@@ -35,8 +52,7 @@ def plot_table_comparison(rows: Sequence[dict[str, Any]], path: str | Path, titl
         ax.scatter(
             xs, paper, color="black", marker="_", s=300, zorder=3, label="paper" if col == "mlp_adv" else None
         )
-    ax.set_xticks(range(len(labels)))
-    ax.set_xticklabels([lab.replace(" + ", "\n+ ") for lab in labels], fontsize=7)
+    _group_labels(ax, labels)
     ax.set_ylabel("PGD accuracy (%)")
     ax.set_ylim(0, 100)
     ax.set_title(title)
@@ -76,14 +92,13 @@ def plot_bars(groups: dict[str, dict[str, float]], path: str | Path, *, ylabel: 
     names = list(groups)
     series = list(next(iter(groups.values())))
     width = 0.8 / len(series)
-    fig, ax = plt.subplots(figsize=(7.5, 4.5))
+    fig, ax = _group_figure(len(names), height=4.5)
     for i, key in enumerate(series):
         xs = [g + (i - (len(series) - 1) / 2) * width for g in range(len(names))]
         values = [groups[name][key] for name in names]
         bars = ax.bar(xs, values, width, label=key)
         ax.bar_label(bars, fmt="%.2f" if max(abs(v) for v in values) < 10 else "%.1f", fontsize=7)
-    ax.set_xticks(range(len(names)))
-    ax.set_xticklabels(names, fontsize=8)
+    _group_labels(ax, names)
     ax.set_ylabel(ylabel)
     ax.set_title(title)
     ax.legend(fontsize=8)

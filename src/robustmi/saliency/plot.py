@@ -9,12 +9,14 @@ Colour scaling (``scale``):
   target: increasing them increases the loss).
 
 Every cell is scaled on its own because the size of input gradients differs by orders of magnitude between
-models (and samples); compare shapes across cells, not brightness. Column titles are the model names (with
-the mean edge alignment under them when scores are given); row labels give the dataset index and true label.
+models (and samples); compare shapes across cells, not brightness. Column titles are the model names,
+wrapped to the cell width (with the mean edge alignment under them when scores are given); row labels give
+the dataset index and true label.
 """
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -24,6 +26,14 @@ from matplotlib.figure import Figure
 from torch import Tensor
 
 SCALES = ("absolute", "signed")
+_CELL_INCHES = 1.7
+_TITLE_POINTS = 9
+
+
+def _column_title(name: str) -> str:
+    """A column title wrapped to its cell's width (spaces, hyphens; long words split), never clipped."""
+    chars = max(6, int(_CELL_INCHES * 72 / (0.65 * _TITLE_POINTS)))  # <= 0.65 em per character
+    return "\n".join(textwrap.wrap(name, chars)) or name
 
 
 def _cell(map_chw: Tensor, scale: str) -> tuple[np.ndarray, dict]:
@@ -71,8 +81,18 @@ def save_grid(
     """
     if scale not in SCALES:
         raise ValueError(f"scale must be one of {SCALES}, got {scale!r}")
+    fig = _grid_figure(images, labels, maps, scale, row_names, scores)
+    path = Path(path)
+    fig.savefig(path, format="png")
+    return path
+
+
+def _grid_figure(images, labels, maps, scale, row_names, scores) -> Figure:
+    """The grid as a matplotlib ``Figure`` (arguments as :func:`save_grid`)."""
     rows, cols = images.shape[0], 1 + len(maps)
-    fig = Figure(figsize=(1.7 * cols, 1.7 * rows + 0.5), dpi=100)
+    title_lines = 1 + max(_column_title(name).count("\n") for name in maps) if maps else 1
+    fig = Figure(figsize=(_CELL_INCHES * cols, _CELL_INCHES * rows + 0.4 + 0.2 * title_lines), dpi=100,
+                 layout="constrained")  # constrained layout makes room for the (wrapped) titles and suptitle
     FigureCanvasAgg(fig)  # attaches an Agg canvas: no pyplot, no global figure state
     axes = np.asarray(fig.subplots(rows, cols, squeeze=False))  # (rows, cols)
     for i in range(rows):
@@ -86,12 +106,9 @@ def save_grid(
     for j, name in enumerate(maps, start=1):
         value = scores.get(name) if scores else None
         subtitle = f"\nedge ρ={value:.2f}" if value is not None else ""
-        axes[0, j].set_title(f"{name}{subtitle}", fontsize=9)
+        axes[0, j].set_title(f"{_column_title(name)}{subtitle}", fontsize=_TITLE_POINTS)
     for ax in axes.flat:
         ax.set_xticks([])
         ax.set_yticks([])
     fig.suptitle(f"saliency ({scale} scale, each cell scaled to its own maximum)", fontsize=9)
-    fig.tight_layout()
-    path = Path(path)
-    fig.savefig(path, format="png")
-    return path
+    return fig
