@@ -74,9 +74,11 @@ def evaluate_command(
     """Natural accuracy, accuracy under each attack and the per-point worst case; writes results.json."""
     from robustmi.attacks import evaluate_robustness, resolve_attacks  # torch: not at `robustmi --help`
     from robustmi.data import load_dataset
-    from robustmi.models import resolve_model
+    from robustmi.models import check_classifier, resolve_model
     from robustmi.runs import RunDir
 
+    if seed < 0:
+        raise ConfigError(f"--seed {seed} must be >= 0 (seeds random starts)")
     run_config = _run_config(model)
     dataset = dataset or run_config.get("dataset")
     if not dataset:
@@ -85,18 +87,23 @@ def evaluate_command(
     attacks = resolve_attacks(list(attack or ["paper"]), dataset)  # bad presets fail before anything is read
     data = load_dataset(dataset, split, data_dir or run_config.get("data_dir"))
     network = resolve_model(model, weights)
+    check_classifier(network, data.images, data.num_classes, model)  # wrong input size, an encoder, NaN
     run = RunDir(out)  # refuses to overwrite an earlier evaluation, before the attacks spend any time
-    results = evaluate_robustness(
-        network,
-        data,
-        attacks,
-        batch_size=batch_size,
-        limit=limit,
-        seed=seed,
-        cascade=not individual,
-    )
-    results.update({"model": model, "weights": weights, "split": split})
-    run.write_results(results)
+    try:
+        results = evaluate_robustness(
+            network,
+            data,
+            attacks,
+            batch_size=batch_size,
+            limit=limit,
+            seed=seed,
+            cascade=not individual,
+        )
+        results.update({"model": model, "weights": weights, "split": split})
+        run.write_results(results)
+    except BaseException:
+        run.discard_if_unstarted()  # a failed evaluation leaves no half-made folder
+        raise
     _print_table(results, out)
 
 

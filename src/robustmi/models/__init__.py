@@ -11,6 +11,7 @@ from robustmi.models.factory import load_factory
 from robustmi.models.heads import HEAD_KINDS, Classifier, Head, create_head
 from robustmi.models.io import (
     build_from_spec,
+    check_classifier,
     get_model_spec,
     load_model,
     load_state_dict_strict,
@@ -30,6 +31,7 @@ __all__ = [
     "LayerTap",
     "Normalize",
     "build_from_spec",
+    "check_classifier",
     "create_head",
     "create_model",
     "extract_layer",

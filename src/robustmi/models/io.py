@@ -282,3 +282,33 @@ def resolve_model(spec: str, weights: str | None = None) -> nn.Module:
     if weights is not None:
         load_state_dict_strict(model, _read_weights(weights), str(weights))
     return model
+
+
+def check_classifier(model: nn.Module, images: torch.Tensor, num_classes: int, name: str) -> None:
+    """Check that ``model`` maps a few ``images`` (B, C, H, W) to (B, num_classes) logits before a long run.
+
+    The model's train/eval mode is restored; no gradients are kept.
+
+    Raises:
+        ModelError: the model cannot take these images (wrong channels or size), or its output is not
+            ``num_classes`` logits (e.g. an encoder's representation), or it is NaN/inf.
+    """
+    shape = tuple(images.shape[1:])
+    param = next(model.parameters(), None)
+    x = images[:2].to(param.device if param is not None else "cpu")
+    was_training = model.training
+    try:
+        with torch.no_grad():
+            out = model.eval()(x)
+    except (RuntimeError, ValueError, TypeError, IndexError) as error:
+        problem = " ".join(str(error).split())[:160]
+        raise ModelError(f"model {name} cannot take images of shape {shape} ({problem}); "
+                         f"use a model built for this dataset") from None
+    finally:
+        model.train(was_training)
+    if not isinstance(out, torch.Tensor) or out.dim() != 2 or out.shape[1] != num_classes:
+        got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+        raise ModelError(f"model {name} outputs {got} for {len(x)} images, not ({len(x)}, {num_classes}) "
+                         f"logits; give a classifier (an encoder needs a head: train-probe --encoder)")
+    if not bool(torch.isfinite(out).all()):
+        raise ModelError(f"model {name} outputs NaN/inf; its weights are broken (a diverged run?)")
