@@ -106,11 +106,13 @@ class RunDir:
 
     def discard_if_unstarted(self) -> None:
         """After a failed start: remove the folder if this ``RunDir`` created it and nothing resumable or
-        finished is in it (no checkpoint, no results), so a failed start leaves no half-made folder."""
+        finished is in it (an empty ``checkpoints/``, no results), so a failed start leaves no half-made
+        folder."""
         self.close()
         if not self.created or not self.path.is_dir():
             return
-        if (self.checkpoint_dir / "last.pt").exists() or self.results_path.exists():
+        saved = self.checkpoint_dir.is_dir() and any(self.checkpoint_dir.iterdir())
+        if saved or self.results_path.exists():  # any checkpoint (training's, or vulnerability's critics)
             return
         shutil.rmtree(self.path, ignore_errors=True)
         self.created = False
