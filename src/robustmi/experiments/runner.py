@@ -1,7 +1,9 @@
 """How experiments run their steps: a training run or a vulnerability measurement, each cached on disk.
 
 A finished step is read back instead of recomputed and an interrupted training run resumes from its
-checkpoint, so every experiment can be re-run to continue where it stopped.
+checkpoint, so every experiment can be re-run to continue where it stopped. Only a step computed with the
+requested settings is reused or resumed: a folder holding another budget's run (or another seed, eps, ...) is
+refused with a ConfigError naming the differences, never relabelled.
 """
 
 from __future__ import annotations
@@ -10,6 +12,12 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from robustmi.errors import ConfigError
+from robustmi.runs._atomic import atomic_write_text
+
+# where the data is and how fast it runs: not part of what a run computed
+_IGNORED_KEYS = frozenset({"data_dir", "num_threads", "tensorboard"})
 
 
 @dataclass(frozen=True)
@@ -25,12 +33,18 @@ class RunSpec:
 
 def run_one(spec: RunSpec, cfg: Any, run_dir: Path) -> dict[str, Any]:
     """Train ``spec`` into ``run_dir``, reusing a finished run and resuming an interrupted one."""
+    from robustmi.runs import config_to_dict
     from robustmi.training import train_encoder, train_probe, train_supervised
 
+    wanted = config_to_dict(cfg)
     results_path = run_dir / "results.json"
     if results_path.is_file():
-        return json.loads(results_path.read_text(encoding="utf-8"))
+        results = _read_json(results_path)
+        _require_same(run_dir, results.get("config"), wanted)
+        return results
     resume = (run_dir / "checkpoints" / "last.pt").is_file()
+    if resume:
+        _require_same(run_dir, _read_yaml(run_dir / "config.yaml"), wanted)
     train = {"encoder": train_encoder, "probe": train_probe, "supervised": train_supervised}[spec.kind]
     return train(cfg, run_dir, resume=resume)
 
@@ -41,8 +55,11 @@ def measure_vulnerability(
     """Algorithm 2 on the model in ``run_dir`` (``settings``: VulnerabilityConfig fields), cached in
     ``run_dir/vulnerability.json``; its critics checkpoint to ``run_dir/vulnerability/`` and resume."""
     cached = run_dir / "vulnerability.json"
+    requested = json.loads(json.dumps({"dataset": dataset, **settings}))  # as it reads back from JSON
     if cached.is_file():
-        return json.loads(cached.read_text(encoding="utf-8"))
+        payload = _read_json(cached)
+        _require_same(cached, payload.get("requested"), requested)
+        return payload
     from robustmi.data import load_dataset
     from robustmi.models import load_model
     from robustmi.vulnerability import representation_vulnerability
@@ -56,6 +73,52 @@ def measure_vulnerability(
         progress=False,
         **settings,
     )
-    payload = result.to_dict()
-    cached.write_text(json.dumps(payload, indent=2), encoding="utf-8")
+    payload = {**result.to_dict(), "requested": requested}
+    atomic_write_text(cached, json.dumps(payload, indent=2) + "\n")
     return payload
+
+
+def differences(saved: Any, wanted: Any, prefix: str = "") -> list[str]:
+    """``key: saved -> wanted`` for every setting that differs (nested keys dotted; ignored keys skipped)."""
+    if isinstance(saved, dict) and isinstance(wanted, dict):
+        found = []
+        for key in sorted(set(saved) | set(wanted), key=str):
+            if key in _IGNORED_KEYS:
+                continue
+            where = f"{prefix}.{key}" if prefix else str(key)
+            found += differences(saved.get(key, "<unset>"), wanted.get(key, "<unset>"), where)
+        return found
+    if isinstance(saved, (list, tuple)) and isinstance(wanted, (list, tuple)):
+        saved, wanted = list(saved), list(wanted)
+    return [] if saved == wanted else [f"{prefix}: {saved!r} -> {wanted!r}"]
+
+
+def _require_same(where: Path, saved: Any, wanted: dict[str, Any]) -> None:
+    """Refuse to reuse ``where`` unless it was computed with ``wanted`` (ConfigError naming differences)."""
+    if not isinstance(saved, dict):
+        raise ConfigError(f"{where} holds a result whose settings are not recorded, so it cannot be reused; "
+                          f"delete it to recompute, or choose another --out")
+    diff = differences(saved, wanted)
+    if diff:
+        shown = "; ".join(diff[:4]) + (f"; and {len(diff) - 4} more" if len(diff) > 4 else "")
+        raise ConfigError(f"{where} holds a run with other settings ({shown}); choose another --out, "
+                          f"or delete it to recompute")
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as error:
+        raise ConfigError(f"{path} is unreadable ({error}); delete it to recompute") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path} does not hold a JSON object; delete it to recompute")
+    return data
+
+
+def _read_yaml(path: Path) -> Any:
+    import yaml
+
+    try:
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError):
+        return None  # _require_same refuses: settings not recorded

@@ -1,0 +1,68 @@
+"""Experiment steps are reused or resumed only when they were computed with the requested settings."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import yaml
+
+from robustmi.errors import ConfigError
+from robustmi.experiments.runner import RunSpec, differences, measure_vulnerability, run_one
+from robustmi.runs import config_to_dict
+from robustmi.training import get_preset
+
+SPEC = RunSpec("sup", "supervised", {}, "supervised")
+
+
+def _finished(run_dir, cfg) -> None:
+    run_dir.mkdir(parents=True)
+    (run_dir / "results.json").write_text(json.dumps({"kind": "supervised", "config": config_to_dict(cfg)}))
+
+
+def test_finished_run_with_the_same_config_is_reused(tmp_path):
+    cfg = get_preset("supervised", "smoke", dataset="synthetic-mnist")
+    _finished(tmp_path / "sup", cfg)
+    assert run_one(SPEC, cfg, tmp_path / "sup")["kind"] == "supervised"  # read back, nothing trained
+
+
+def test_finished_run_of_another_budget_is_refused(tmp_path):
+    smoke = get_preset("supervised", "smoke", dataset="synthetic-mnist")
+    _finished(tmp_path / "sup", smoke)
+    cpu = get_preset("supervised", "cpu", dataset="synthetic-mnist")
+    before = (tmp_path / "sup" / "results.json").read_bytes()
+    with pytest.raises(ConfigError, match="holds a run with other settings .*epochs") as info:
+        run_one(SPEC, cpu, tmp_path / "sup")
+    assert "\n" not in str(info.value)
+    assert (tmp_path / "sup" / "results.json").read_bytes() == before
+
+
+def test_interrupted_run_of_another_config_is_not_resumed(tmp_path):
+    cfg = get_preset("supervised", "smoke", dataset="synthetic-mnist")
+    run_dir = tmp_path / "sup"
+    (run_dir / "checkpoints").mkdir(parents=True)
+    (run_dir / "checkpoints" / "last.pt").write_bytes(b"")
+    (run_dir / "config.yaml").write_text(yaml.safe_dump({**config_to_dict(cfg), "seed": 7}))
+    with pytest.raises(ConfigError, match=r"seed: 7 -> 0"):
+        run_one(SPEC, cfg, run_dir)
+
+
+def test_results_without_settings_are_refused(tmp_path):
+    (tmp_path / "sup").mkdir()
+    (tmp_path / "sup" / "results.json").write_text("{}")
+    with pytest.raises(ConfigError, match="settings are not recorded"):
+        run_one(SPEC, get_preset("supervised", "smoke"), tmp_path / "sup")
+
+
+def test_cached_vulnerability_must_match(tmp_path):
+    settings = {"epochs": 1, "attack": {"eps": 0.3}}
+    payload = {"vulnerability": 0.1, "requested": {"dataset": "mnist", **settings}}
+    (tmp_path / "vulnerability.json").write_text(json.dumps(payload))
+    assert measure_vulnerability(tmp_path, "mnist", None, settings)["vulnerability"] == 0.1
+    with pytest.raises(ConfigError, match=r"epochs: 1 -> 5"):
+        measure_vulnerability(tmp_path, "mnist", None, {**settings, "epochs": 5})
+
+
+def test_differences_ignore_where_the_data_is():
+    assert differences({"data_dir": "/a", "lr": [1, 2]}, {"data_dir": "/b", "lr": (1, 2)}) == []
+    assert differences({"a": {"b": 1}}, {"a": {"b": 2, "c": 3}}) == ["a.b: 1 -> 2", "a.c: '<unset>' -> 3"]
