@@ -287,12 +287,33 @@ def _accuracy(model, x, y) -> float:
         return (model(x).argmax(dim=1) == y).float().mean().item()
 
 
+def _torchattacks_start(x: torch.Tensor, norm: str, eps: float) -> torch.Tensor:
+    """The random start torchattacks' PGD/PGDL2 draws right after ``torch.manual_seed(0)`` (same calls, same
+    order, so bit-identical), to give our PGD the very same start."""
+    torch.manual_seed(0)
+    if norm == "linf":
+        return (x + torch.empty_like(x).uniform_(-eps, eps)).clamp(0, 1)
+    delta = torch.empty_like(x).normal_()
+    n = delta.view(len(x), -1).norm(p=2, dim=1).view(-1, 1, 1, 1)
+    r = torch.zeros_like(n).uniform_(0, 1)
+    return (x + delta * (r / n * eps)).clamp(0, 1)
+
+
 @pytest.mark.parametrize(
     "norm,eps,random_start", [("linf", 0.1, False), ("linf", 0.1, True), ("l2", 1.5, True)]
 )
-def test_not_weaker_than_torchattacks_pgd(mnist_model, mnist_test, norm, eps, random_start) -> None:
-    """Equal budget (ε, steps, step size, start): our robust accuracy <= torchattacks' + 0.5 point."""
+def test_not_weaker_than_torchattacks_pgd(mnist_model, mnist_test, norm, eps, random_start,
+                                          monkeypatch) -> None:
+    """Equal budget (ε, steps, step size) and the same start: our robust accuracy <= torchattacks' + 0.5 pt.
+
+    With independent random starts the two accuracies differed by a coin toss at that tolerance (issue 13);
+    sharing the start makes the comparison deterministic and about the algorithms alone.
+    """
     torchattacks = pytest.importorskip("torchattacks")
+    if random_start:
+        start = _torchattacks_start(mnist_test.images[:500], norm, eps)
+        threat_type = type(get_threat(norm, eps))
+        monkeypatch.setattr(threat_type, "init", lambda self, x, generator=None: start)
     x, y = mnist_test.images[:500], mnist_test.labels[:500]
     steps, alpha = 10, eps / 4
     if norm == "linf":
