@@ -60,8 +60,8 @@ def _register_commands() -> None:
 def main(argv: list[str] | None = None) -> None:
     """Entry point: run the app; a ``RobustMIError`` becomes one line on stderr and exit code 2.
 
-    Usage errors (unknown option, bad value) also exit 2 with click's message; any other exception is a bug in
-    robustmi and propagates with its traceback.
+    Usage errors (unknown option, bad value) also exit 2 with click's message on one line; any other exception
+    is a bug in robustmi and propagates with its traceback.
     """
     _register_commands()
     verbose = "--verbose" in (argv if argv is not None else sys.argv[1:])
@@ -77,12 +77,11 @@ def main(argv: list[str] | None = None) -> None:
     except typer.Abort:
         print("robustmi: aborted", file=sys.stderr)
         raise SystemExit(130) from None
-    except TyperException as error:  # usage errors: typer's bundled click exceptions show themselves
-        show = getattr(error, "show", None)
-        if callable(show):
-            show()
-        else:
-            print(f"robustmi: error: {error.format_message()}", file=sys.stderr)
+    except TyperException as error:  # usage errors (unknown option, bad value): one line, like ours
+        ctx = getattr(error, "ctx", None)
+        where = f" (see '{ctx.command_path} --help')" if ctx is not None else ""
+        message = " ".join(error.format_message().split())
+        print(f"robustmi: error: {message}{where}", file=sys.stderr)
         raise SystemExit(2 if error.exit_code in (1, 2) else error.exit_code) from None
     if isinstance(code, int) and not isinstance(code, bool) and code != 0:
         raise SystemExit(code)  # an explicit typer.Exit(code) returned in non-standalone mode
