@@ -46,7 +46,7 @@ def _print_table(results: dict, out: Path) -> None:
         typer.echo(f"{name:<16}{entry['accuracy']:>10.2%}  {entry['implementation']}")
     typer.echo(f"{'worst case':<16}{results['worst_case_accuracy']:>10.2%}")
     for flag in results["flags"]:
-        typer.echo(f"flag {flag['name']}: {flag['message']}")
+        typer.echo(f"flag {flag['name']}: {flag['message']} (explained by: robustmi flags {flag['name']})")
     typer.echo(f"results -> {out / 'results.json'}")
 
 
