@@ -66,7 +66,7 @@ def main(argv: list[str] | None = None) -> None:
     _register_commands()
     verbose = "--verbose" in (argv if argv is not None else sys.argv[1:])
     try:
-        code = app(args=argv, standalone_mode=False)
+        code = app(args=argv, standalone_mode=False, prog_name="robustmi")
     except RobustMIError as error:
         if verbose:
             raise

@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import warnings
 from collections import OrderedDict
 from pathlib import Path
 from typing import Any
@@ -119,7 +120,9 @@ def load_checkpoint(path: str | Path, *, require_meta: bool = False) -> tuple[di
 
 def _torch_load(path: Path) -> Any:
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # e.g. "Detected pickle protocol 4": the error below says enough
+            return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # noqa: BLE001 - any failure to parse the file means an unreadable checkpoint
         text = str(error)
         refused = _REFUSED_GLOBAL.search(text)
@@ -127,6 +130,9 @@ def _torch_load(path: Path) -> Any:
             raise CheckpointError(f"refused to load {str(path)!r}: it contains a non-tensor Python object "
                                   f"({refused.group(1)}), which could run code when unpickled; use a "
                                   f"checkpoint that holds only state_dicts/tensors") from None
+        if "WeightsUnpickler error:" in text:  # torch's long advice, then the actual reason
+            text = text.split("WeightsUnpickler error:", 1)[1].split("Check the documentation", 1)[0]
+            text = f"not a weights-only pickle: {text.strip()}"
         detail = next((line.strip() for line in text.splitlines() if line.strip()), "")[:120]
         raise CheckpointError(f"checkpoint {str(path)!r} is truncated or corrupt ({type(error).__name__}: "
                               f"{detail}); delete it and re-run, or restore a good copy") from None

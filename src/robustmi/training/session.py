@@ -16,6 +16,7 @@ from typing import Any
 
 import torch
 
+from robustmi.attacks import resolve_attacks
 from robustmi.data import Dataset, load_dataset
 from robustmi.errors import ConfigError
 from robustmi.runs import RunDir, config_to_dict, seed_everything
@@ -57,6 +58,7 @@ class Session:
             torch.set_num_threads(self.cfg.num_threads)
         self.dist = setup_distributed()
         check_batch_size(self.cfg.batch_size, self.dist)
+        resolve_attacks(list(self.cfg.eval_attacks), self.cfg.dataset)  # bad preset: fail before training
         self.run = RunDir(self.out_dir, resume=self.resume)
         try:
             self.run.write_config(self.cfg)  # held back when resuming, until the checkpoint has loaded
