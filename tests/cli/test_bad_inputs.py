@@ -69,6 +69,10 @@ def _write_runs(w: Path, mods: Path) -> None:
     (w / "corrupt-resume" / "results.json").unlink()
     save_model(create_model("baseline-h-encoder"), w / "enc")
     (w / "enc" / "config.yaml").write_text("dataset: synthetic-mnist\n")
+    nan_model = create_model("baseline-h")
+    torch.nn.init.constant_(nan_model.head[0].weight, float("nan"))
+    save_model(nan_model, w / "nan-model")
+    (w / "nan-model" / "config.yaml").write_text("dataset: synthetic-mnist\n")
     save_model(create_model("baseline-h"), w / "badcfg")
     (w / "badcfg" / "config.yaml").write_text("dataset: [unclosed\n")
     for name, spec in (("spec-evil", f"{mods / 'payload.py'}:make"), ("spec-relative", "payload.py:make"),
@@ -241,6 +245,10 @@ CASES: dict[str, list[str]] = {
     "eval-junk-model": [E, "--model", "{w}/junk.pt", *SYNTH, "--out", "{o}"],
     "eval-encoder": [E, "--model", "{w}/enc", "--limit", "4", "--out", "{o}"],
     "eval-wrong-input": [*EVB, "--dataset", "synthetic-cifar"],
+    "eval-nan-model": [E, "--model", "{w}/nan-model", "--out", "{o}"],
+    "rv-nan-model": ["vulnerability", "--model", "{w}/nan-model", "--preset", "smoke", "--out", "{o}"],
+    "rv-wrong-input": ["vulnerability", "--model", "baseline-h", "--dataset", "synthetic-cifar", "--out",
+                       "{o}"],
     "eval-no-dataset": [E, "--model", "baseline-h", "--out", "{o}"],
     "eval-bad-run-config": [E, "--model", "{w}/badcfg", "--out", "{o}"],
     "eval-no-out": [E, "--model", "baseline-h", *SYNTH],

@@ -12,6 +12,7 @@ from robustmi.models.heads import HEAD_KINDS, Classifier, Head, create_head
 from robustmi.models.io import (
     build_from_spec,
     check_classifier,
+    check_model_outputs,
     get_model_spec,
     load_model,
     load_state_dict_strict,
@@ -32,6 +33,7 @@ __all__ = [
     "Normalize",
     "build_from_spec",
     "check_classifier",
+    "check_model_outputs",
     "create_head",
     "create_model",
     "extract_layer",

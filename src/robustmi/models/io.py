@@ -284,14 +284,15 @@ def resolve_model(spec: str, weights: str | None = None) -> nn.Module:
     return model
 
 
-def check_classifier(model: nn.Module, images: torch.Tensor, num_classes: int, name: str) -> None:
-    """Check that ``model`` maps a few ``images`` (B, C, H, W) to (B, num_classes) logits before a long run.
+def check_model_outputs(model: nn.Module, images: torch.Tensor, name: str) -> torch.Tensor:
+    """Run ``model`` (eval mode, no grad) on two of ``images`` (B, C, H, W); its mode is restored.
 
-    The model's train/eval mode is restored; no gradients are kept.
+    Returns:
+        The output for those images (on the model's device).
 
     Raises:
-        ModelError: the model cannot take these images (wrong channels or size), or its output is not
-            ``num_classes`` logits (e.g. an encoder's representation), or it is NaN/inf.
+        ModelError: the model cannot take these images (wrong channels or size), or its output is NaN/inf
+            (broken weights, e.g. a diverged run).
     """
     shape = tuple(images.shape[1:])
     param = next(model.parameters(), None)
@@ -306,9 +307,22 @@ def check_classifier(model: nn.Module, images: torch.Tensor, num_classes: int, n
                          f"use a model built for this dataset") from None
     finally:
         model.train(was_training)
+    if isinstance(out, torch.Tensor) and out.is_floating_point() and not bool(torch.isfinite(out).all()):
+        raise ModelError(f"model {name} outputs NaN/inf; its weights are broken (a diverged run?): "
+                         f"retrain it or resume its last good checkpoint with a lower lr")
+    return out
+
+
+def check_classifier(model: nn.Module, images: torch.Tensor, num_classes: int, name: str) -> None:
+    """Check that ``model`` maps ``images`` (B, C, H, W) to finite (B, num_classes) logits before a long run.
+
+    Raises:
+        ModelError: the model cannot take these images, its output is NaN/inf, or it is not ``num_classes``
+            logits (e.g. an encoder's representation).
+    """
+    out = check_model_outputs(model, images, name)
+    n = min(len(images), 2)
     if not isinstance(out, torch.Tensor) or out.dim() != 2 or out.shape[1] != num_classes:
         got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
-        raise ModelError(f"model {name} outputs {got} for {len(x)} images, not ({len(x)}, {num_classes}) "
+        raise ModelError(f"model {name} outputs {got} for {n} images, not ({n}, {num_classes}) "
                          f"logits; give a classifier (an encoder needs a head: train-probe --encoder)")
-    if not bool(torch.isfinite(out).all()):
-        raise ModelError(f"model {name} outputs NaN/inf; its weights are broken (a diverged run?)")
