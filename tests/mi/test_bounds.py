@@ -17,6 +17,7 @@ from robustmi.mi import (
     jsd_bound,
     list_bounds,
     nwj_bound,
+    smile_bound,
 )
 from robustmi.mi.bounds import NWJ_MAX_EXPONENT
 
@@ -169,10 +170,31 @@ def test_dv_moving_average_errors_and_reset():
 
 
 def test_registry_lists_all_bounds_and_rejects_unknown_names():
-    assert list_bounds() == ["dv", "jsd", "infonce", "nwj"]
+    assert list_bounds() == ["dv", "jsd", "infonce", "nwj", "smile"]
     assert get_bound("dv") is dv_bound
-    with pytest.raises(ConfigError, match="dv, jsd, infonce, nwj"):
+    with pytest.raises(ConfigError, match="dv, jsd, infonce, nwj, smile"):
         get_bound("mine-f")
+
+
+def test_smile_is_dv_with_clipped_negatives():
+    """SMILE = mean T_ii - log mean_{i != j} exp(clamp(T_ij, -tau, tau)); DV once no score reaches tau."""
+    g = torch.Generator().manual_seed(0)
+    small = torch.randn(6, 6, generator=g)
+    assert float(smile_bound(small, clip=5.0)) == pytest.approx(float(dv_bound(small)), abs=1e-6)
+    scores = 4.0 * torch.randn(6, 6, dtype=torch.float64, generator=g)
+    off = ~torch.eye(6, dtype=torch.bool)
+    expected = scores.diagonal().mean() - scores.clamp(-1.0, 1.0)[off].exp().mean().log()
+    assert float(smile_bound(scores, clip=1.0)) == pytest.approx(float(expected), rel=1e-9)
+    with pytest.raises(ConfigError, match="clip"):
+        smile_bound(scores, clip=0.0)
+
+
+def test_smile_caps_the_partition_term_variance():
+    """One huge negative score wrecks DV (log-mean-exp follows it) but moves SMILE by at most log-scale tau."""
+    scores = torch.zeros(8, 8, dtype=torch.float64)
+    scores[0, 1] = 40.0
+    assert float(dv_bound(scores)) < -30.0
+    assert float(smile_bound(scores, clip=5.0)) > -math.log(1 + math.exp(5.0) / 56) - 1e-9
 
 
 @pytest.mark.parametrize(

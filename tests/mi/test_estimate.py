@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from robustmi.errors import ConfigError
-from robustmi.mi import estimate_mi
+from robustmi.mi import estimate_mi, estimate_mi_over_seeds, t_interval
 from robustmi.mi.estimate import _not_converged
 
 D = 5  # dimension of x and y; I = -D/2 log(1 - rho^2)
@@ -81,10 +81,14 @@ def test_result_settings_reproducibility_and_global_rng(gaussian_pairs):
     assert (s["estimator"], s["critic"], s["steps"], s["batch_size"], s["lr"], s["seed"]) == (
         "dv", "separable", 30, 32, 1e-3, 3
     )
-    assert (s["num_train"], s["num_holdout"], s["num_holdout_batches"]) == (800, 200, 6)
-    assert s["critic_kwargs"] == {"hidden": 16, "embed": 8} and s["lr_schedule"] == "cosine"
+    assert (s["num_train"], s["num_val"], s["num_holdout"], s["num_holdout_batches"]) == (800, 100, 100, 3)
+    assert s["critic_kwargs"] == {"hidden": 16, "embed": 8, "layers": 1, "linear": True}  # over the defaults
+    assert s["lr_schedule"] == "cosine" and s["selection"] == "best"
+    assert s["weight_decay"] == pytest.approx(250 * (2 + 2) / 800)  # default_weight_decay: dims per pair
     assert s["max_grad_norm"] == 10.0
-    assert first.value == pytest.approx(sum(first.holdout_values) / 6)
+    assert first.value == pytest.approx(sum(first.holdout_values) / 3)
+    assert first.ci[0] <= first.value <= first.ci[1] and first.ci_level == 0.95
+    assert first.val_steps == [0, 30] and len(first.val_curve) == 2 and first.best_step in (0, 30)
 
 
 def test_any_sample_shapes_are_flattened():
@@ -122,6 +126,9 @@ def test_not_converged_flag():
         (torch.randn(100, 2), torch.randn(100, 2), {"steps": 0}, "steps"),
         (torch.randn(100, 2), torch.randn(100, 2), {"lr_schedule": "step"}, "lr_schedule"),
         (torch.randn(100, 2), torch.randn(100, 2), {"max_grad_norm": 0.0}, "max_grad_norm"),
+        (torch.randn(100, 2), torch.randn(100, 2), {"selection": "first"}, "selection"),
+        (torch.randn(100, 2), torch.randn(100, 2), {"eval_every": 0}, "eval_every"),
+        (torch.randn(100, 2), torch.randn(100, 2), {"weight_decay": -1.0}, "weight_decay"),
         (torch.randn(100, 2), torch.randn(100, 2), {"critic": "image"}, "images"),
         ([1.0, 2.0], torch.randn(2, 2), {}, "torch.Tensor"),
         (torch.randn(100, 2), torch.randn(100, 2), {"critic_kwargs": {"depth": 2}}, "does not take depth"),
@@ -138,3 +145,91 @@ def test_estimate_runs_on_the_inputs_device(gaussian_pairs):
     x, y, _ = gaussian_pairs(2000, 2, 1.0, 0)
     est = estimate_mi(x.cuda(), y.cuda(), steps=50, batch_size=64)
     assert math.isfinite(est.value)
+
+
+def _rotated_pairs(n: int, d: int, mi: float, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Correlated Gaussians with I = ``mi`` nats (0: independent), the second variable randomly rotated."""
+    g = torch.Generator().manual_seed(seed)
+    rho = math.sqrt(1.0 - math.exp(-2.0 * mi / d))  # I = -d/2 log(1 - rho^2); 0 for mi = 0
+    x = torch.randn(n, d, generator=g)
+    y = rho * x + math.sqrt(1.0 - rho**2) * torch.randn(n, d, generator=g)
+    rotation, _ = torch.linalg.qr(torch.randn(d, d, generator=torch.Generator().manual_seed(seed + 100)))
+    return x, y @ rotation  # (n, d) @ (d, d): any rotation leaves the MI unchanged
+
+
+def test_defaults_give_about_zero_on_independent_data():
+    """Issue 15: |estimate| < 0.05 nats on independent data (30-d, rotated, 10 000 pairs) with the defaults."""
+    x, y = _rotated_pairs(10_000, 30, 0.0, 0)
+    est = estimate_mi(x, y, steps=300)
+    assert abs(est.value) < 0.05, est.value
+    assert est.ci[0] <= est.value <= est.ci[1] and "negative_mi" not in est.flags
+
+
+def test_best_step_selection_stops_a_memorising_critic():
+    """The cause of issue 15's -0.33 nats: the previous defaults' critic (2 x 256 hidden, no weight decay) kept
+    the last step, after it had memorised the training pairs. Its held-out DV on independent data is far below
+    0 (flagged ``negative_mi``); best-step selection keeps the untrained critic (all scores 0, DV exactly 0)
+    and flags the fall of the validation curve as ``critic_overfit``."""
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.randn(2000, 20, generator=g), torch.randn(2000, 20, generator=g)
+    old = {"critic_kwargs": {"hidden": 256, "embed": 128, "layers": 2, "linear": False}, "weight_decay": 0.0}
+    last = estimate_mi(x, y, steps=250, batch_size=64, selection="last", **old)
+    assert last.value < -0.2 and "negative_mi" in last.flags, (last.value, last.flags)
+    best = estimate_mi(x, y, steps=250, batch_size=64, **old)
+    assert abs(best.value) < 0.05 and "critic_overfit" in best.flags, (best.value, best.flags)
+    assert "negative_mi" not in best.flags
+
+
+def test_defaults_within_10_percent_at_1_nat_rotated():
+    """Issue 15's case (DV 0.81 at 1 nat before): 10-d, rotated, 10 000 pairs, the defaults; the 10 % margin
+    is more than twice the test split's 95 % half-width (~0.1 nats from 1000 pairs)."""
+    x, y = _rotated_pairs(10_000, 10, 1.0, 1)
+    est = estimate_mi(x, y)
+    assert est.value == pytest.approx(1.0, rel=0.10), (est.value, est.ci)
+    assert est.ci[1] - est.ci[0] < 0.25 and est.flags == []
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("estimator", ["dv", "nwj"])
+@pytest.mark.parametrize(
+    "d, n, mi", [(10, 10_000, 1.0), (20, 20_000, 2.0), (30, 10_000, 4.0), (10, 50_000, 4.0), (30, 50_000, 1.0)]
+)
+def test_defaults_within_10_percent_from_1_to_4_nats(estimator, d, n, mi):
+    """The issue's grid: dimension 10-30, rotated, 10 000 - 50 000 pairs, 1-4 nats, defaults."""
+    x, y = _rotated_pairs(n, d, mi, 1)
+    est = estimate_mi(x, y, estimator=estimator)
+    assert est.value == pytest.approx(mi, rel=0.10), (est.value, est.ci)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("d, n", [(10, 50_000), (20, 20_000), (30, 10_000)])
+def test_defaults_about_zero_on_independent_data_grid(d, n):
+    x, y = _rotated_pairs(n, d, 0.0, 2)
+    for estimator in ("dv", "nwj"):
+        assert abs(estimate_mi(x, y, estimator=estimator).value) < 0.05
+
+
+def test_selection_last_reports_on_the_whole_holdout():
+    x, y = _rotated_pairs(2000, 3, 1.0, 0)
+    est = estimate_mi(x, y, steps=40, batch_size=64, selection="last")
+    s = est.settings
+    assert (s["num_train"], s["num_val"], s["num_holdout"]) == (1600, 0, 400)
+    assert est.best_step == 40 and est.val_curve == [] and len(est.holdout_values) == 6
+
+
+def test_over_seeds_gives_a_student_t_interval():
+    x, y = _rotated_pairs(3000, 3, 1.0, 0)
+    est = estimate_mi_over_seeds(x, y, seeds=3, steps=100, batch_size=64)
+    assert len(est.seed_values) == 3 and est.value == pytest.approx(sum(est.seed_values) / 3)
+    assert est.ci == pytest.approx(t_interval(est.seed_values))
+    assert est.settings["seeds"] == [0, 1, 2] and est.settings["ci"] == "student-t over seeds"
+    with pytest.raises(ConfigError, match="at least 2 seeds"):
+        estimate_mi_over_seeds(x, y, seeds=[0])
+    with pytest.raises(ConfigError, match="seeds="):
+        estimate_mi_over_seeds(x, y, seed=1)
+
+
+def test_smile_estimator_reports_smile():
+    x, y = _rotated_pairs(3000, 3, 1.0, 0)
+    est = estimate_mi(x, y, estimator="smile", steps=100, batch_size=64)
+    assert est.settings["report_bound"] == "smile" and 0.5 < est.value < 1.2

@@ -1,9 +1,12 @@
 """robustmi.mi: neural mutual-information estimation (PAPER.md §2.2–2.3, §3).
 
-- :mod:`~robustmi.mi.bounds`: DV (MINE), JSD, InfoNCE, NWJ lower bounds as pure functions of critic scores.
+- :mod:`~robustmi.mi.bounds`: DV (MINE), JSD, InfoNCE, NWJ lower bounds and SMILE, pure functions of critic
+  scores.
 - :mod:`~robustmi.mi.critics`, :mod:`~robustmi.mi.image_critic`: separable, concat and the paper's
   image critic.
-- :mod:`~robustmi.mi.estimate`: ``estimate_mi`` / ``estimate_mi_of`` (train a critic, report held-out nats).
+- :mod:`~robustmi.mi.estimate`: ``estimate_mi`` / ``estimate_mi_of`` / ``estimate_mi_over_seeds`` (train a
+  critic, select its step on validation pairs, report test nats with a confidence interval and sanity flags).
+- :mod:`~robustmi.mi.confidence`: bootstrap and Student-t intervals, the negative-MI and overfit checks.
 - :mod:`~robustmi.mi.dim`: ``DIMObjective``, the Deep InfoMax loss used to train encoders and in
   the worst-case search.
 """
@@ -17,10 +20,18 @@ from robustmi.mi.bounds import (
     jsd_bound,
     list_bounds,
     nwj_bound,
+    smile_bound,
 )
 from robustmi.mi.critics import ConcatCritic, ImageCritic, SeparableCritic, create_critic, list_critics
 from robustmi.mi.dim import DIMObjective, load_dim_objective, save_dim_objective
-from robustmi.mi.estimate import MIEstimate, estimate_mi, estimate_mi_of, report_bound_name
+from robustmi.mi.confidence import bootstrap_ci, t_interval
+from robustmi.mi.estimate import (
+    MIEstimate,
+    estimate_mi,
+    estimate_mi_of,
+    estimate_mi_over_seeds,
+    report_bound_name,
+)
 
 __all__ = [
     "ConcatCritic",
@@ -29,11 +40,13 @@ __all__ = [
     "ImageCritic",
     "MIEstimate",
     "SeparableCritic",
+    "bootstrap_ci",
     "create_critic",
     "dv_bound",
     "dv_moving_average_surrogate",
     "estimate_mi",
     "estimate_mi_of",
+    "estimate_mi_over_seeds",
     "get_bound",
     "infonce_bound",
     "jsd_bound",
@@ -43,4 +56,6 @@ __all__ = [
     "nwj_bound",
     "report_bound_name",
     "save_dim_objective",
+    "smile_bound",
+    "t_interval",
 ]
