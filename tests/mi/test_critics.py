@@ -40,7 +40,7 @@ def test_image_critic_per_location_scores(in_chans, size, num_convs, locations):
     assert scores.shape == (4, 4, locations)
     ex, ez = critic.embed_x(x), critic.embed_z(z)  # (B, E, L), (B, E)
     assert ex.shape == (4, 32, locations) and ez.shape == (4, 32)
-    torch.testing.assert_close(scores[1, 2, 5], ex[1, :, 5] @ ez[2])
+    torch.testing.assert_close(scores[1, 2, 5], ex[1, :, 5] @ ez[2] / 32**0.5)  # scaled by sqrt(width)
 
 
 def test_image_critic_follows_the_paper_architecture():

@@ -36,8 +36,8 @@ def test_every_preset_builds_a_valid_config(kind: str, preset: str) -> None:
     assert cfg.dataset == "mnist"
     if preset == "smoke":
         assert cfg.train_limit is not None and cfg.train_limit <= 1024 and cfg.epochs <= 2
-    if preset == "cpu":
-        assert cfg.max_minutes is not None and cfg.max_minutes <= 45
+    if preset != "smoke":  # budgets are work (epochs), never wall time
+        assert cfg.max_minutes is None and cfg.max_steps is None and cfg.eval_limit is None
 
 
 @pytest.mark.parametrize("dataset", sorted(PAPER_TABLE))
@@ -62,8 +62,11 @@ def test_paper_supervised_cnns_use_sgd_with_step_schedule() -> None:
 
 def test_cpu_encoder_preset_is_the_prototyped_setting() -> None:
     cfg = get_preset("encoder", "cpu", "mnist")
-    assert (cfg.critic_width, cfg.lr, cfg.bf16) == (512, 1e-3, True)
+    assert (cfg.critic_width, cfg.num_convs, cfg.lr, cfg.bf16, cfg.through_critic) == (512, 2, 1e-3, False, False)
     assert (cfg.attack.eps, cfg.attack.steps, cfg.attack.step_size) == (0.3, 5, 0.1)
+    robust = get_preset("probe", "cpu", "mnist", mode="robust")
+    assert robust.early_stop == "adversarial" and robust.train_iterate == "last"
+    assert get_preset("probe", "cpu", "mnist").early_stop == "none"
 
 
 def test_precedence_preset_yaml_options_overrides(tmp_path) -> None:

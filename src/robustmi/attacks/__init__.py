@@ -28,8 +28,10 @@ from robustmi.attacks.pgd import PGDResult, fgsm_rs, pgd, pgd_with_trace
 from robustmi.attacks.presets import (
     PAPER_THREAT,
     AttackConfig,
+    AttackSettings,
     get_attack_preset,
     list_attack_presets,
+    paper_attack,
     paper_threat,
 )
 from robustmi.attacks.threat import L2Threat, LinfThreat, get_threat, list_norms
@@ -38,6 +40,7 @@ __all__ = [
     "INSTALL_HINT",
     "PAPER_THREAT",
     "AttackConfig",
+    "AttackSettings",
     "BatchOutcome",
     "L2Threat",
     "LinfThreat",
@@ -66,6 +69,7 @@ __all__ = [
     "list_attack_presets",
     "list_losses",
     "list_norms",
+    "paper_attack",
     "paper_threat",
     "pgd",
     "pgd_with_trace",

@@ -1,4 +1,10 @@
-"""Attack settings as immutable configs, the paper's threat model per dataset, and named presets.
+"""Threat settings and attack configs as immutable objects, the paper's threat model per dataset, presets.
+
+- ``AttackSettings``: the one threat-settings class (eps, norm, steps, step_size, random_start) that every
+  run kind reuses: the worst-case MI search (training and Algorithm 2), PGD-AT and validation; YAML and the
+  CLI spell its fields ``attack.eps=...`` in every command.
+- ``AttackConfig``: one *evaluation* attack: the same threat knobs, validated by the same rule, plus a name,
+  restarts, loss and method (robustmi's PGD or torchattacks' AutoAttack).
 
 ``PAPER_THREAT`` holds the paper's L∞ PGD settings (Zhu et al. 2020, App. D.1; PAPER.md §2.4), used alike for
 worst-case MI, adversarial training and evaluation. Presets (``get_attack_preset``):
@@ -11,10 +17,11 @@ worst-case MI, adversarial training and evaluation. Presets (``get_attack_preset
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from robustmi.attacks.threat import list_norms
-from robustmi.errors import AttackError
+from robustmi.errors import AttackError, ConfigError
 
 PAPER_THREAT: dict[str, tuple[float, int, float]] = {  # dataset -> (eps, steps, step_size), L∞
     "mnist": (0.3, 10, 0.1),
@@ -25,6 +32,64 @@ PAPER_THREAT: dict[str, tuple[float, int, float]] = {  # dataset -> (eps, steps,
 _THREAT_ALIASES = {"synthetic-mnist": "mnist", "synthetic-cifar": "cifar10"}  # test sets of the same shape
 
 METHODS = ("pgd", "autoattack", "apgd-ce")
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def threat_problem(
+    eps: object, norm: object, steps: object, step_size: object, prefix: str = ""
+) -> str | None:
+    """What is wrong with these threat knobs (None: nothing). The one rule every settings class applies.
+
+    ``eps`` must be finite and >= 0 (at most 1 for L∞: inputs live in [0, 1], a larger ball is the whole
+    box), ``norm`` one of :func:`list_norms`, ``steps`` an integer >= 1, ``step_size`` finite and > 0 (or
+    None, for attacks that adapt it). ``prefix`` names the section in messages (``"attack."``).
+    """
+    p = prefix
+    if norm not in list_norms():
+        return f"unknown {p}norm {norm!r}: use one of {', '.join(list_norms())}"
+    if not (_is_number(eps) and math.isfinite(eps) and eps >= 0):
+        return f"{p}eps must be a finite number >= 0, got {eps!r}"
+    if norm == "linf" and eps > 1:
+        return f"{p}eps={eps} exceeds the [0, 1] pixel range of an L∞ threat; pass e.g. {p}eps=0.3 or 8/255"
+    if not (isinstance(steps, int) and not isinstance(steps, bool) and steps >= 1):
+        return f"{p}steps must be an integer >= 1, got {steps!r}"
+    if step_size is not None and not (_is_number(step_size) and math.isfinite(step_size) and step_size > 0):
+        return f"{p}step_size must be a finite number > 0, got {step_size!r}"
+    return None
+
+
+@dataclass(frozen=True)
+class AttackSettings:
+    """A PGD threat: the ε-ball and how the search walks it (PAPER.md §2.4).
+
+    Attributes:
+        eps: radius of the ball (MNIST paper threat: 0.3).
+        norm: "linf" (the paper's) or "l2".
+        steps: PGD iterations (>= 1).
+        step_size: step length (L∞: per coordinate).
+        random_start: start at a uniform random point of the ball (the paper's searches: no).
+
+    Raises:
+        ConfigError: a value outside its range (the message names the field and the fix).
+    """
+
+    eps: float = 0.3
+    norm: str = "linf"
+    steps: int = 10
+    step_size: float = 0.1
+    random_start: bool = False
+
+    def __post_init__(self) -> None:
+        problem = threat_problem(self.eps, self.norm, self.steps, self.step_size, prefix="attack.")
+        if problem is None and self.step_size is None:
+            problem = "attack.step_size must be a finite number > 0, got None"
+        if problem is None and not isinstance(self.random_start, bool):
+            problem = f"attack.random_start must be true or false, got {self.random_start!r}"
+        if problem is not None:
+            raise ConfigError(problem)
 
 
 @dataclass(frozen=True)
@@ -56,26 +121,37 @@ class AttackConfig:
     def __post_init__(self) -> None:
         if self.method not in METHODS:
             raise AttackError(f"unknown attack method {self.method!r}: use one of {', '.join(METHODS)}")
-        if self.norm not in list_norms():
-            raise AttackError(
-                f"unknown norm {self.norm!r} in attack {self.name!r}: use one of {list_norms()}"
-            )
-        if not self.eps >= 0 or self.steps < 1 or self.restarts < 1:
-            raise AttackError(
-                f"attack {self.name!r} needs eps >= 0, steps >= 1 and restarts >= 1; got "
-                f"eps={self.eps}, steps={self.steps}, restarts={self.restarts}"
-            )
-        if self.method == "pgd" and not (self.step_size is not None and self.step_size > 0):
+        problem = threat_problem(self.eps, self.norm, self.steps, self.step_size)
+        if problem is not None:
+            raise AttackError(f"attack {self.name!r}: {problem}")
+        if not (isinstance(self.restarts, int) and self.restarts >= 1):
+            raise AttackError(f"attack {self.name!r} needs restarts >= 1, got {self.restarts!r}")
+        if self.method == "pgd" and self.step_size is None:
             raise AttackError(f"PGD attack {self.name!r} needs step_size > 0, got {self.step_size}")
+
+    @classmethod
+    def from_settings(cls, name: str, settings: AttackSettings, **extra: object) -> AttackConfig:
+        """An evaluation attack with the threat of ``settings`` (e.g. a run's ``attack``), plus ``extra``."""
+        return cls(name, settings.eps, settings.norm, settings.steps, settings.step_size,
+                   random_start=settings.random_start, **extra)  # type: ignore[arg-type]
 
 
 def paper_threat(dataset: str) -> tuple[float, int, float]:
-    """The paper's (eps, steps, step_size) for ``dataset``; synthetic sets use their real counterpart's."""
+    """The paper's (eps, steps, step_size) for ``dataset``; synthetic sets use their real counterpart's.
+
+    The one alias table: every preset (training, vulnerability, evaluation) resolves its threat here.
+    """
     key = _THREAT_ALIASES.get(dataset, dataset)
     if key not in PAPER_THREAT:
         valid = sorted(PAPER_THREAT) + sorted(_THREAT_ALIASES)
         raise AttackError(f"no paper threat model for dataset {dataset!r}: use one of {', '.join(valid)}")
     return PAPER_THREAT[key]
+
+
+def paper_attack(dataset: str) -> AttackSettings:
+    """The paper's PGD threat of ``dataset`` (S App. D.1) as :class:`AttackSettings` (no random start)."""
+    eps, steps, step_size = paper_threat(dataset)
+    return AttackSettings(eps=float(eps), norm="linf", steps=int(steps), step_size=float(step_size))
 
 
 def _paper(dataset: str) -> list[AttackConfig]:

@@ -9,6 +9,8 @@
 - :mod:`~robustmi.mi.confidence`: bootstrap and Student-t intervals, the negative-MI and overfit checks.
 - :mod:`~robustmi.mi.dim`: ``DIMObjective``, the Deep InfoMax loss used to train encoders and in
   the worst-case search.
+- :mod:`~robustmi.mi.worst_case`: ``worst_case_inputs``, Algorithm 1 (the one worst-case search of every
+  caller: encoder training, Algorithm 2, per-neuron vulnerability, held-out MI).
 """
 
 from robustmi.mi.bounds import (
@@ -22,9 +24,9 @@ from robustmi.mi.bounds import (
     nwj_bound,
     smile_bound,
 )
+from robustmi.mi.confidence import bootstrap_ci, t_interval
 from robustmi.mi.critics import ConcatCritic, ImageCritic, SeparableCritic, create_critic, list_critics
 from robustmi.mi.dim import DIMObjective, load_dim_objective, save_dim_objective
-from robustmi.mi.confidence import bootstrap_ci, t_interval
 from robustmi.mi.estimate import (
     MIEstimate,
     estimate_mi,
@@ -32,6 +34,7 @@ from robustmi.mi.estimate import (
     estimate_mi_over_seeds,
     report_bound_name,
 )
+from robustmi.mi.worst_case import WorstCase, worst_case_inputs
 
 __all__ = [
     "ConcatCritic",
@@ -40,6 +43,7 @@ __all__ = [
     "ImageCritic",
     "MIEstimate",
     "SeparableCritic",
+    "WorstCase",
     "bootstrap_ci",
     "create_critic",
     "dv_bound",
@@ -56,6 +60,7 @@ __all__ = [
     "nwj_bound",
     "report_bound_name",
     "save_dim_objective",
+    "worst_case_inputs",
     "smile_bound",
     "t_interval",
 ]

@@ -8,12 +8,13 @@ the training signal of every encoder run:
 - worst-case MI (eq. 5.3/5.4, Algorithm 1): the inner search *minimises* ``mi(x', g(x'))`` over x' in the
   eps-ball, then encoder and critic maximise it on x'.
 
-The paper's configuration is the default: the image critic with per-location scores (three 4x4 stride-2 convs,
-1x1 residual blocks of width 2048 with LayerNorm), DV bound averaged over locations with the positive pair
-excluded from the negatives ("local" term only). Options: another bound (``estimator``), a "global" term that
-scores the location-averaged x-embedding against z, the authors' negative term with the positive left in
-(``include_positive_in_negatives``), and the authors' detached critic input during the search
-(``detach_critic_input``, PAPER.md §2.4).
+Defaults: the image critic with per-location scores (two 4x4 stride-2 convs as in the authors' released
+code, which produced the tables; the paper's Table 2 lists three, ``num_convs=3``; docs/fidelity.md), 1x1
+residual blocks of width 2048 with LayerNorm, DV bound averaged over locations with the positive pair excluded
+from the negatives ("local" term only). Options: another bound (``estimator``), a "global" term that scores
+the location-averaged x-embedding against z, and the authors' negative term with the positive left in
+(``include_positive_in_negatives``). The worst-case search itself (and whether its gradient passes through
+the critic's image branch) lives in :mod:`robustmi.mi.worst_case`.
 """
 
 from __future__ import annotations
@@ -23,12 +24,11 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-import torch
 from torch import Tensor, nn
 
 from robustmi.errors import CheckpointError, ConfigError
 from robustmi.mi.bounds import dv_bound, get_bound
-from robustmi.mi.image_critic import ImageCritic
+from robustmi.mi.image_critic import ImageCritic, pair_scores
 
 __all__ = ["DIMObjective", "load_dim_objective", "save_dim_objective"]
 
@@ -44,7 +44,7 @@ class DIMObjective(nn.Module):
         estimator: bound, one of :func:`robustmi.mi.list_bounds` (paper: "dv"; nats for dv/infonce/nwj, the
             JSD objective for "jsd").
         critic_width: width of the critic's 1x1 residual blocks (paper: 2048).
-        num_convs: strided convs of the critic's x-branch (paper: 3; authors' code: 2).
+        num_convs: strided convs of the critic's x-branch (authors' code: 2, the default; paper Table 2: 3).
         local_weight: weight of the local term (per-location scores, the paper's objective).
         global_weight: weight of the global term (location-averaged x-embedding vs z; 0 = off, the paper).
             The two terms are combined as a weighted *average*,
@@ -52,9 +52,6 @@ class DIMObjective(nn.Module):
             a lower bound in nats.
         include_positive_in_negatives: DV only; the authors' biased negative term (see
             :func:`robustmi.mi.dv_bound`).
-        detach_critic_input: feed the critic's x-branch a detached copy of x, so a gradient w.r.t. x flows
-            only through z (the encoder path), as in the authors' search (PAPER.md §2.4). Default False: the
-            gradient flows through both branches, since the objective is the MI of x' and its own code.
         z_branch: ``"mlp"`` or ``"identity"`` (see :class:`robustmi.mi.ImageCritic`).
         mean: per-channel (or scalar) mean for the critic's input normalisation.
         std: per-channel (or scalar) std for the critic's input normalisation.
@@ -71,12 +68,11 @@ class DIMObjective(nn.Module):
         z_dim: int,
         estimator: str = "dv",
         critic_width: int = 2048,
-        num_convs: int = 3,
+        num_convs: int = 2,
         *,
         local_weight: float = 1.0,
         global_weight: float = 0.0,
         include_positive_in_negatives: bool = False,
-        detach_critic_input: bool = False,
         z_branch: str = "mlp",
         mean: float | Sequence[float] = 0.5,
         std: float | Sequence[float] = 0.5,
@@ -92,14 +88,13 @@ class DIMObjective(nn.Module):
             "in_chans": in_chans, "z_dim": z_dim, "estimator": estimator, "critic_width": critic_width,
             "num_convs": num_convs, "local_weight": local_weight, "global_weight": global_weight,
             "include_positive_in_negatives": include_positive_in_negatives,
-            "detach_critic_input": detach_critic_input, "z_branch": z_branch,
+            "z_branch": z_branch,
             "mean": mean if isinstance(mean, int | float) else list(mean),
             "std": std if isinstance(std, int | float) else list(std),
         }  # fmt: skip
         self.estimator = estimator
         self.local_weight, self.global_weight = float(local_weight), float(global_weight)
         self.include_positive_in_negatives = include_positive_in_negatives
-        self.detach_critic_input = detach_critic_input
         self.critic = ImageCritic(in_chans, z_dim, num_convs, critic_width, z_branch, mean, std)
 
     def _bound(self, estimator: str | None) -> Callable[[Tensor], Tensor]:
@@ -114,15 +109,12 @@ class DIMObjective(nn.Module):
         """(B, C, H, W), (B, ...) -> x embeddings (B, E, L) and z embeddings (B, E)."""
         if x.shape[0] != z.shape[0]:
             raise ConfigError(f"x and z batch sizes differ ({x.shape[0]} vs {z.shape[0]}); pass pairs")
-        # detach_critic_input: the authors' search differentiates only through the encoder (PAPER.md §2.4).
-        x_critic = x.detach() if self.detach_critic_input else x
         z = z.flatten(1)  # (B, ...) -> (B, D)
-        return self.critic.embed_x(x_critic), self.critic.embed_z(z)
+        return self.critic.embed_x(x), self.critic.embed_z(z)
 
     def scores(self, x: Tensor, z: Tensor) -> Tensor:
         """Local critic scores: (B, C, H, W), (B, D) -> (B, B, L); ``[i, j, l]``: x_i at location l vs z_j."""
-        ex, ez = self._embed(x, z)
-        return torch.einsum("iel,je->ijl", ex, ez)  # (B, E, L), (B, E) -> (B, B, L)
+        return pair_scores(*self._embed(x, z))  # (B, E, L), (B, E) -> (B, B, L)
 
     def mi(self, x: Tensor, z: Tensor, estimator: str | None = None) -> Tensor:
         """MI lower bound of the pairs (x_i, z_i): maximise it to train, minimise it w.r.t. x to search.
@@ -144,11 +136,11 @@ class DIMObjective(nn.Module):
         ex, ez = self._embed(x, z)
         total = x.new_zeros(()).float()
         if self.local_weight > 0:
-            local = torch.einsum("iel,je->ijl", ex, ez)  # (B, E, L), (B, E) -> (B, B, L)
+            local = pair_scores(ex, ez)  # (B, E, L), (B, E) -> (B, B, L)
             total = total + self.local_weight * bound(local.float())
         if self.global_weight > 0:
             pooled = ex.mean(dim=-1)  # (B, E, L) -> (B, E): the whole image's embedding
-            total = total + self.global_weight * bound((pooled @ ez.t()).float())  # (B, B)
+            total = total + self.global_weight * bound(pair_scores(pooled, ez).float())  # (B, B)
         return total / (self.local_weight + self.global_weight)
 
     def forward(self, x: Tensor, z: Tensor) -> Tensor:

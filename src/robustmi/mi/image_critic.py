@@ -9,13 +9,17 @@ Architecture (PAPER.md §2.3):
 - z-branch ("part 2"): z as a 1x1 map through the same kind of 1x1 residual block, giving one
   ``width``-vector. With ``z_branch="identity"`` (the paper's choice for a scalar feature, S Table 2) z is
   used as it is, and the x-branch ends with a 1x1 projection to ``z_dim`` channels instead.
-- score of (x_i, z_j) at location l: the dot product of z_j's embedding with x_i's embedding at l.
+- score of (x_i, z_j) at location l: the dot product of z_j's embedding with x_i's embedding at l, divided
+  by sqrt(E) (:func:`pair_scores`, the one scoring rule of every image critic). The embeddings are
+  layer-normalised, so raw dot products are ~N(0, E) at initialisation and a DV bound would start near
+  -3 sqrt(E) nats; the authors' code uses raw products (a fixed temperature the critic can learn either way).
 
 The critic takes images in [0, 1] and normalises them itself with a fixed per-channel mean/std.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import torch
@@ -23,7 +27,17 @@ from torch import Tensor, nn
 
 from robustmi.errors import ConfigError
 
-__all__ = ["ImageCritic", "ResidualBlock1x1", "conv_branch"]
+__all__ = ["ImageCritic", "ResidualBlock1x1", "conv_branch", "pair_scores"]
+
+
+def pair_scores(ex: Tensor, ez: Tensor) -> Tensor:
+    """Scaled dot products of every (x_i, z_j) pair: (B, E, L), (B, E) -> (B, B, L), divided by sqrt(E).
+
+    A location-pooled x embedding (B, E) gives (B, B).
+    """
+    if ex.dim() == 2:
+        return (ex @ ez.t()) / math.sqrt(ex.shape[1])  # (B, E) @ (E, B) -> (B, B)
+    return torch.einsum("iel,je->ijl", ex, ez) / math.sqrt(ex.shape[1])  # (B, B, L)
 
 
 def conv_branch(in_chans: int, num_convs: int) -> tuple[nn.Sequential, int]:
@@ -111,7 +125,8 @@ class ImageCritic(nn.Module):
         std: per-channel (or scalar) std used to normalise [0, 1] inputs.
 
     Shapes:
-        forward(x (B, in_chans, H, W) in [0, 1], z (B, z_dim)) -> scores (B, B, L), L = h * w locations of the
+        forward(x (B, in_chans, H, W) in [0, 1], z (B, z_dim)) -> scaled scores (B, B, L)
+        (:func:`pair_scores`), L = h * w locations of the
         conv map (e.g. 3 x 3 = 9 for MNIST with 3 convs, 7 x 7 = 49 with 2).
 
     Example:
@@ -174,6 +189,4 @@ class ImageCritic(nn.Module):
         """Score all pairs: -> (B, B, L), ``scores[i, j, l] = x_emb[i, :, l] . z_emb[j]``."""
         if x.shape[0] != z.shape[0]:
             raise ConfigError(f"x and z batch sizes differ ({x.shape[0]} vs {z.shape[0]}); pass pairs")
-        ex = self.embed_x(x)  # (B, E, L)
-        ez = self.embed_z(z)  # (B, E)
-        return torch.einsum("iel,je->ijl", ex, ez)  # (B, B, L)
+        return pair_scores(self.embed_x(x), self.embed_z(z))  # (B, E, L), (B, E) -> (B, B, L)

@@ -5,9 +5,9 @@ Paper §4.3 (Fig. 4-6): the input gradient of
 - a **representation**'s DIM / MI-maximisation loss, ``-dim.mi(x, encoder(x))`` (:func:`mi_target`). The DIM
   bound is a *batch* objective, its negatives are the other samples of the batch, so this target is one scalar
   for the whole batch and each sample's map depends on its batch mates; the report computes it on the batch of
-  shown samples. The gradient flows through both the encoder and the critic's own input branch (only
-  through the encoder if the objective was built with ``detach_critic_input=True``, the authors' search): it
-  is the gradient of the loss the encoder was trained on (standard DIM) or attacked with (worst-case MI);
+  shown samples. The gradient flows through both the encoder and the critic's own input branch: it is the
+  gradient of the loss the encoder was trained on (the worst-case search, ``robustmi.mi.worst_case``, by
+  default follows the encoder path only);
 - a **classifier**'s cross-entropy at the true label (``"ce"``) or its true-class logit (``"logit"``)
   (:func:`classifier_target`), per sample; a classifier is a model with ``forward_head``/``num_classes`` or
   any plain module returning ``(B, K)`` logits (what ``robustmi evaluate`` takes);

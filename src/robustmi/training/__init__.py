@@ -15,8 +15,8 @@ Example:
     >>> probe["adversarial_accuracy"]
 """
 
+from robustmi.attacks import AttackSettings
 from robustmi.training.config import (
-    AttackSettings,
     EncoderRunConfig,
     ProbeRunConfig,
     SupervisedRunConfig,
@@ -25,9 +25,9 @@ from robustmi.training.config import (
 from robustmi.training.distributed import DistInfo, setup_distributed, teardown_distributed
 from robustmi.training.encoder import build_encoder_and_critic, train_encoder
 from robustmi.training.engine import Engine, EngineConfig, EngineState
-from robustmi.training.presets import PRESETS, build_config, get_preset, list_presets, paper_attack
+from robustmi.training.presets import PRESETS, build_config, get_preset, list_presets
 from robustmi.training.probe import build_probe, load_encoder, train_probe
-from robustmi.training.steps import ClassifierStep, CrossEntropyLoss, EncoderStep, MILoss, worst_case_inputs
+from robustmi.training.steps import ClassifierStep, CrossEntropyLoss, EncoderStep, MILoss, search_worst_case
 from robustmi.training.supervised import train_supervised
 
 __all__ = [
@@ -51,11 +51,10 @@ __all__ = [
     "get_preset",
     "list_presets",
     "load_encoder",
-    "paper_attack",
     "setup_distributed",
     "teardown_distributed",
     "train_encoder",
     "train_probe",
     "train_supervised",
-    "worst_case_inputs",
+    "search_worst_case",
 ]

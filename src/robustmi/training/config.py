@@ -13,15 +13,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from robustmi.attacks.presets import AttackSettings
 from robustmi.errors import ConfigError
 
 OBJECTIVES = ("mi", "worst-case-mi")
 PROBE_MODES = ("standard", "robust", "finetune")
+TRAIN_ITERATES = ("last", "best")
 SUPERVISED_MODES = ("standard", "robust")
 HEADS = ("linear", "mlp")
 EARLY_STOP = ("none", "adversarial")
 OPTIMIZERS = ("adam", "sgd")
-NORMS = ("linf", "l2")
 
 
 def _check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
@@ -34,26 +35,6 @@ def _check_positive(name: str, value: float | int | None, *, allow_none: bool = 
         return
     if value is None or value <= 0:
         raise ConfigError(f"{name}={value!r} must be > 0; set {name}=<positive number>")
-
-
-@dataclass
-class AttackSettings:
-    """A PGD threat model used inside training (worst-case search, PGD-AT) and for held-out validation.
-
-    ``steps=0`` is rejected: a run without attack uses an objective/mode that has none.
-    """
-
-    eps: float = 0.3
-    norm: str = "linf"
-    steps: int = 10
-    step_size: float = 0.1
-    random_start: bool = False
-
-    def __post_init__(self) -> None:
-        _check_choice("attack.norm", self.norm, NORMS)
-        _check_positive("attack.eps", self.eps)
-        _check_positive("attack.steps", self.steps)
-        _check_positive("attack.step_size", self.step_size)
 
 
 @dataclass
@@ -116,8 +97,10 @@ class EncoderRunConfig(TrainSettings):
         arch: registered encoder name.
         estimator: MI bound of the DIM critic (``dv``, ``jsd``, ``infonce``, ``nwj``).
         critic_width: width of the critic's 1x1 layers (paper: 2048).
-        num_convs: convs in the critic's x-branch (paper: 3; authors' code: 2).
+        num_convs: convs in the critic's x-branch (authors' code: 2; paper Table 2: 3; docs/fidelity.md).
         attack: the worst-case search (used by ``worst-case-mi``, and by the per-epoch worst-case MI probe).
+        through_critic: the worst-case search's gradient also flows through the critic's image branch (the
+            paper's Algorithm 1 as written); default False, the authors' code (``robustmi.mi.worst_case``).
         gather_negatives: under DDP, score every rank's samples against each other (global-batch negatives).
         mi_eval_samples: test images for the per-epoch clean / worst-case MI measurement (0: skip it).
     """
@@ -126,8 +109,9 @@ class EncoderRunConfig(TrainSettings):
     arch: str = "baseline-h-encoder"
     estimator: str = "dv"
     critic_width: int = 2048
-    num_convs: int = 3
+    num_convs: int = 2
     attack: AttackSettings = field(default_factory=AttackSettings)
+    through_critic: bool = False
     gather_negatives: bool = False
     mi_eval_samples: int = 512
 
@@ -141,7 +125,30 @@ class EncoderRunConfig(TrainSettings):
 
 
 @dataclass
-class ProbeRunConfig(TrainSettings):
+class ClassifierSettings(TrainSettings):
+    """Knobs of the classifier run kinds (probe, supervised): the adversarial-training attack.
+
+    Attributes:
+        attack: PGD of robust (and finetune) training and of early-stopping validation.
+        fast: in robust training, replace PGD by FGSM with a random start (Wong et al. 2020, step 1.25 eps;
+            one forward/backward per step instead of ``attack.steps``). Pair it with early stopping on
+            validation adversarial accuracy: FGSM-RS can overfit catastrophically.
+        train_iterate: which PGD iterate adversarial training uses: ``last`` (Madry et al.) or ``best``
+            (each sample's highest-loss iterate). ``last`` was the stronger training attack
+            (docs/fidelity.md).
+    """
+
+    attack: AttackSettings = field(default_factory=AttackSettings)
+    fast: bool = False
+    train_iterate: str = "last"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        _check_choice("train_iterate", self.train_iterate, TRAIN_ITERATES)
+
+
+@dataclass
+class ProbeRunConfig(ClassifierSettings):
     """A downstream head on a frozen encoder (or adversarial full fine-tuning, ``mode=finetune``).
 
     ``robustmi.training.build_config`` takes ``dataset`` from the encoder run's config.yaml if not given.
@@ -154,7 +161,6 @@ class ProbeRunConfig(TrainSettings):
         early_stop: ``adversarial`` keeps the epoch with the best PGD accuracy on a held-out split of the
             training set (the paper's E.S. row); ``none`` keeps the last epoch.
         val_size: training images held out for early stopping (taken from the end of the training set).
-        attack: PGD of the robust/finetune modes and of the early-stopping validation.
     """
 
     encoder: str = ""
@@ -162,10 +168,11 @@ class ProbeRunConfig(TrainSettings):
     mode: str = "standard"
     early_stop: str = "none"
     val_size: int = 5000
-    attack: AttackSettings = field(default_factory=AttackSettings)
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        if self.fast and self.mode == "standard":
+            raise ConfigError("fast=true (FGSM-RS) needs mode=robust or finetune; drop fast or change mode")
         _check_choice("head", self.head, HEADS)
         _check_choice("mode", self.mode, PROBE_MODES)
         _check_choice("early_stop", self.early_stop, EARLY_STOP)
@@ -173,30 +180,26 @@ class ProbeRunConfig(TrainSettings):
 
 
 @dataclass
-class SupervisedRunConfig(TrainSettings):
+class SupervisedRunConfig(ClassifierSettings):
     """A fully supervised classifier (the paper's "Fully-supervised" rows and Fig. 1 models).
 
     Attributes:
         arch: registered classifier name (``baseline-h``, ``baseline-h-linear``, ``resnet18``, ...).
         mode: ``standard`` or ``robust`` (PGD-AT, Madry et al.).
-        fast: in robust mode, replace PGD by FGSM with a random start (Wong et al. 2020, step 1.25 eps).
         optimizer: ``adam`` (paper's Baseline-H) or ``sgd`` (momentum; paper's ResNet/VGG/DenseNet).
         momentum, weight_decay: SGD/Adam extras.
         lr_milestones: epochs at which the learning rate is multiplied by ``lr_gamma`` (empty: constant).
         augment: random crop (padding 4) and horizontal flip of training batches (CIFAR-style).
-        attack: PGD of robust mode (its ``eps`` also sets FGSM's in fast mode).
     """
 
     arch: str = "baseline-h"
     mode: str = "standard"
-    fast: bool = False
     optimizer: str = "adam"
     momentum: float = 0.9
     weight_decay: float = 0.0
     lr_milestones: list[int] = field(default_factory=list)
     lr_gamma: float = 0.1
     augment: bool = False
-    attack: AttackSettings = field(default_factory=AttackSettings)
 
     def __post_init__(self) -> None:
         super().__post_init__()

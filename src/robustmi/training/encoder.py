@@ -67,7 +67,8 @@ def train_encoder(cfg: EncoderRunConfig, out_dir: str | Path, resume: bool = Fal
                         optimizers={"adam": optimizer}, run_dir=session.run, dist_info=session.dist)
         loss = wrap_ddp(MILoss(encoder, dim, cfg.gather_negatives), session.dist)
         attack = cfg.attack if cfg.objective == "worst-case-mi" else None
-        step = EncoderStep(encoder, dim, loss, attack, engine.autocast, engine.step_generator)
+        step = EncoderStep(encoder, dim, loss, attack, engine.autocast, through_critic=cfg.through_critic,
+                           generator=engine.step_generator)
         held_out = test.images[:cfg.mi_eval_samples]
         mi_batch = min(cfg.batch_size, max(cfg.mi_eval_samples, 1))
 
@@ -75,14 +76,15 @@ def train_encoder(cfg: EncoderRunConfig, out_dir: str | Path, resume: bool = Fal
             if cfg.mi_eval_samples == 0:
                 return None
             return clean_and_worst_mi(encoder, dim, held_out, cfg.attack, batch_size=mi_batch,
-                                      info=session.dist)
+                                      info=session.dist, through_critic=cfg.through_critic)
 
         summary = engine.fit(train.images, train.labels, step, on_epoch_end=measure_mi, resume=resume)
         session.finish_training()
         if not session.dist.is_main:
             return {"training": summary}
         alone = DistInfo(device=session.device)  # the process group is gone: rank 0 measures all images
-        final = clean_and_worst_mi(encoder, dim, held_out, cfg.attack, batch_size=mi_batch, info=alone) \
+        final = clean_and_worst_mi(encoder, dim, held_out, cfg.attack, batch_size=mi_batch, info=alone,
+                                   through_critic=cfg.through_critic) \
             if cfg.mi_eval_samples else {}
         save_model(encoder, session.run.path / "model.pt")
         save_dim_objective(dim.cpu(), session.run.path / "critic.pt")
@@ -101,6 +103,7 @@ def _mi_results(cfg: EncoderRunConfig, run: Any, summary: dict[str, Any], final:
         train_mi = epochs[-1].get("mi")
     return {"objective": cfg.objective, "arch": cfg.arch, "estimator": cfg.estimator,
             "critic_width": cfg.critic_width, "num_convs": cfg.num_convs,
+            "through_critic": cfg.through_critic,
             "gather_negatives": cfg.gather_negatives, "train_mi": train_mi,
             "mi_clean": final.get("mi_clean"), "mi_worst": final.get("mi_worst"),
             "mi_eval_samples": cfg.mi_eval_samples, "mi_eval_batch": mi_batch,

@@ -6,7 +6,12 @@
   only the head is updated (the paper's "Robust" rows).
 - ``mode="finetune"``: adversarial full fine-tuning (AFF): PGD-AT updating encoder and head.
 - ``early_stop="adversarial"``: after every epoch, PGD accuracy on a held-out split of the training set; the
-  epoch with the best one is the final model (the paper's "Standard (E.S.)" row).
+  epoch with the best one is the final model (the paper's "Standard (E.S.)" row, and the authors' choice for
+  robust heads: they keep the best adversarial validation accuracy).
+
+A standard head never needs the encoder's gradient and the encoder is frozen in eval mode, so its training set
+is encoded once (``encode``) and the head trains on the cached (N, D) features: the same updates, a fraction
+of the time (a converged MNIST head in seconds).
 
 The frozen encoder is put in ``eval()`` at the start of every epoch (BatchNorm running statistics, no
 dropout),
@@ -66,6 +71,17 @@ def build_probe(cfg: ProbeRunConfig, num_classes: int, encoder: nn.Module | None
     return Classifier(encoder, head)
 
 
+@torch.no_grad()
+def encode(encoder: nn.Module, images: torch.Tensor, batch_size: int = 512) -> torch.Tensor:
+    """(N, C, H, W) images -> (N, D) features of the frozen encoder in eval mode (on the encoder's device)."""
+    device = next(encoder.parameters()).device
+    was_training = encoder.training
+    encoder.eval()
+    feats = [encoder(images[i:i + batch_size].to(device)) for i in range(0, images.shape[0], batch_size)]
+    encoder.train(was_training)
+    return torch.cat(feats)  # (N, D)
+
+
 def train_probe(cfg: ProbeRunConfig, out_dir: str | Path, resume: bool = False) -> dict[str, Any]:
     """Train a head on ``cfg.encoder`` (``cfg.mode``: standard, robust or finetune); write the run folder.
 
@@ -98,7 +114,11 @@ def train_probe(cfg: ProbeRunConfig, out_dir: str | Path, resume: bool = False) 
         engine = Engine(session.engine_config(), modules=modules, optimizers={"adam": optimizer},
                         run_dir=session.run, dist_info=session.dist)
         attack = None if cfg.mode == "standard" else cfg.attack
-        step = ClassifierStep(model, wrap_ddp(CrossEntropyLoss(model), session.dist), attack, engine.autocast,
+        # standard: the head learns from cached features (the frozen encoder in eval mode gives the same ones)
+        trained, inputs = (model.head, encode(model.encoder, train.images)) if attack is None \
+            else (model, train.images)
+        step = ClassifierStep(trained, wrap_ddp(CrossEntropyLoss(trained), session.dist), attack,
+                              engine.autocast, fast=cfg.fast, keep_best=cfg.train_iterate == "best",
                               generator=engine.step_generator)
 
         def freeze_encoder(epoch: int) -> None:
@@ -109,7 +129,7 @@ def train_probe(cfg: ProbeRunConfig, out_dir: str | Path, resume: bool = False) 
             return adversarial_accuracy(model, val.images, val.labels, cfg.attack,
                                         batch_size=cfg.eval_batch_size, info=session.dist, seed=cfg.seed)
 
-        summary = engine.fit(train.images, train.labels, step, on_epoch_start=freeze_encoder,
+        summary = engine.fit(inputs, train.labels, step, on_epoch_start=freeze_encoder,
                              on_epoch_end=validate if val is not None else None,
                              select="val_adversarial_accuracy" if val is not None else None, resume=resume)
         session.finish_training()
@@ -119,7 +139,7 @@ def train_probe(cfg: ProbeRunConfig, out_dir: str | Path, resume: bool = False) 
         evaluation = evaluate_robustness(model, test, cfg.eval_attacks, batch_size=cfg.eval_batch_size,
                                          limit=cfg.eval_limit, seed=cfg.seed)
         extra = {"encoder": str(cfg.encoder), "head": cfg.head, "mode": cfg.mode,
-                 "early_stop": cfg.early_stop,
+                 "early_stop": cfg.early_stop, "fast": cfg.fast, "train_iterate": cfg.train_iterate,
                  "val_size": cfg.val_size if val is not None else 0, **evaluation_summary(evaluation)}
         results = session.results("probe", summary, extra)
         session.write_results(results)

@@ -2,9 +2,9 @@
 
 - :class:`EncoderStep` (paper §5): ``objective="mi"`` is standard Deep InfoMax, loss ``-I(x; g(x))``;
   ``objective="worst-case-mi"`` is Algorithm 1 inside the step (paper eq. 5.4): PGD searches the ε-ball
-  for the batch that *minimises* the MI estimate against the current critic (encoder and critic frozen in
-  eval mode, no random start), then encoder and critic are updated on ``-I(x'; g(x'))`` of that batch in
-  train mode.
+  for the batch that *minimises* the MI estimate against the current critic (``robustmi.mi.worst_case``:
+  encoder and critic frozen in eval mode, no random start, by default the gradient flows through the
+  encoder only), then encoder and critic are updated on ``-I(x'; g(x'))`` of that batch in train mode.
 - :class:`ClassifierStep`: cross-entropy of a classifier on clean inputs, or PGD adversarial training
   (Madry et al. 2018) of the composed model; which parameters move is decided by the optimiser (probe: head
   only; finetune/supervised: everything); FGSM-RS (Wong et al. 2020) as the fast variant.
@@ -23,8 +23,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from robustmi.attacks import classifier_objective, fgsm_rs, frozen_eval, pgd
-from robustmi.training.config import AttackSettings
+from robustmi.attacks import AttackSettings, classifier_objective, fgsm_rs, frozen_eval, pgd
+from robustmi.mi.worst_case import worst_case_inputs
 from robustmi.training.distributed import gather_no_grad, gather_with_grad
 
 Autocast = Callable[[], AbstractContextManager]
@@ -52,30 +52,19 @@ class MILoss(nn.Module):
         return -self.dim.mi(x, z)
 
 
-def worst_case_inputs(encoder: nn.Module, dim: nn.Module, x: Tensor, attack: AttackSettings,
-                      generator: torch.Generator | None = None) -> Tensor:
-    """Algorithm 1's search: the batch in the ε-ball around ``x`` that minimises the MI estimate.
+def search_worst_case(encoder: nn.Module, dim: nn.Module, x: Tensor, attack: AttackSettings, *,
+                      through_critic: bool = False, generator: torch.Generator | None = None) -> Tensor:
+    """Algorithm 1 against the current DIM critic (:func:`robustmi.mi.worst_case_inputs`), modules frozen.
 
-    PGD maximises the batch-level objective ``-I(x'; g(x'))`` (a scalar: the batch is perturbed jointly, and
-    the best iterate is kept for the batch). Encoder and critic are in eval mode (BatchNorm running
-    statistics, as in the authors' code) with frozen parameters; their modes and flags are restored
-    afterwards. The gradient reaches ``x'`` through both the encoder and the critic's x-branch (the MI is
-    that of the perturbed input and its own code, PAPER.md §1.2).
-
-    Args:
-        encoder: unwrapped encoder.
-        dim: unwrapped DIM objective.
-        x: (B, C, H, W) clean batch in [0, 1].
-        attack: eps / norm / steps / step_size / random_start (paper: no random start).
-        generator: randomness of a random start.
+    Encoder and critic are held in eval mode (BatchNorm running statistics, as in the authors' code) with
+    frozen parameters; their modes and flags are restored afterwards.
 
     Returns:
         (B, C, H, W) perturbed batch, fp32, detached.
     """
     with frozen_eval(encoder, dim):
-        return pgd(lambda xa: -dim.mi(xa, encoder(xa)), x, eps=attack.eps, steps=attack.steps,
-                   step_size=attack.step_size, norm=attack.norm, random_start=attack.random_start,
-                   generator=generator).detach()
+        return worst_case_inputs(dim.mi, encoder, x, attack, through_critic=through_critic,
+                                 generator=generator).x
 
 
 class EncoderStep:
@@ -86,6 +75,7 @@ class EncoderStep:
         loss: :class:`MILoss` over the same modules, possibly DDP-wrapped (the training forward).
         attack: the worst-case search, or ``None`` for standard DIM.
         autocast: context factory for the training forward (bf16 or a no-op).
+        through_critic: the search's gradient also flows through the critic's image branch.
         generator: randomness of the search's random start.
 
     Returns (when called):
@@ -93,13 +83,15 @@ class EncoderStep:
     """
 
     def __init__(self, encoder: nn.Module, dim: nn.Module, loss: nn.Module, attack: AttackSettings | None,
-                 autocast: Autocast, generator: torch.Generator | None = None) -> None:
+                 autocast: Autocast, *, through_critic: bool = False,
+                 generator: torch.Generator | None = None) -> None:
         self.encoder, self.dim, self.loss, self.attack = encoder, dim, loss, attack
-        self.autocast, self.generator = autocast, generator
+        self.autocast, self.through_critic, self.generator = autocast, through_critic, generator
 
     def __call__(self, x: Tensor, y: Tensor) -> tuple[Tensor, dict[str, float]]:
         if self.attack is not None:
-            x = worst_case_inputs(self.encoder, self.dim, x, self.attack, self.generator)
+            x = search_worst_case(self.encoder, self.dim, x, self.attack, through_critic=self.through_critic,
+                                  generator=self.generator)
         with self.autocast():
             loss = self.loss(x)
         return loss.float(), {"mi": -loss.item()}
@@ -127,6 +119,8 @@ class ClassifierStep:
         attack: PGD settings for adversarial training, or ``None`` for standard training.
         autocast: context factory for the training forward (bf16 or a no-op).
         fast: with an attack, one FGSM step from a random start (step 1.25·eps) instead of PGD.
+        keep_best: PGD-AT trains on each sample's highest-loss iterate (True) or the last one (False, the
+            default of Madry et al.; the stronger training attack on a small budget, docs/fidelity.md).
         augment: optional ``augment(x, generator) -> x`` applied before the attack (random crop/flip).
         generator: randomness of random starts and augmentation.
 
@@ -135,10 +129,10 @@ class ClassifierStep:
     """
 
     def __init__(self, model: nn.Module, loss: nn.Module, attack: AttackSettings | None, autocast: Autocast,
-                 *, fast: bool = False, augment: Augment | None = None,
+                 *, fast: bool = False, keep_best: bool = False, augment: Augment | None = None,
                  generator: torch.Generator | None = None) -> None:
         self.model, self.loss, self.attack, self.autocast = model, loss, attack, autocast
-        self.fast, self.augment, self.generator = fast, augment, generator
+        self.fast, self.keep_best, self.augment, self.generator = fast, keep_best, augment, generator
 
     def perturb(self, x: Tensor, y: Tensor) -> Tensor:
         """Adversarial inputs against the current model, in eval mode with frozen parameters (fp32)."""
@@ -148,7 +142,8 @@ class ClassifierStep:
             if self.fast:
                 return fgsm_rs(objective, x, eps=a.eps, generator=self.generator).detach()
             return pgd(objective, x, eps=a.eps, steps=a.steps, step_size=a.step_size, norm=a.norm,
-                       random_start=a.random_start, generator=self.generator).detach()
+                       random_start=a.random_start, keep_best=self.keep_best,
+                       generator=self.generator).detach()
 
     def __call__(self, x: Tensor, y: Tensor) -> tuple[Tensor, dict[str, float]]:
         if self.augment is not None:

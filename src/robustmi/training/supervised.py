@@ -71,7 +71,8 @@ def train_supervised(cfg: SupervisedRunConfig, out_dir: str | Path, resume: bool
                         schedulers=schedulers, run_dir=session.run, dist_info=session.dist)
         attack = cfg.attack if cfg.mode == "robust" else None
         step = ClassifierStep(model, wrap_ddp(CrossEntropyLoss(model), session.dist), attack, engine.autocast,
-                              fast=cfg.fast, augment=crop_and_flip if cfg.augment else None,
+                              fast=cfg.fast, keep_best=cfg.train_iterate == "best",
+                              augment=crop_and_flip if cfg.augment else None,
                               generator=engine.step_generator)
         summary = engine.fit(train.images, train.labels, step, resume=resume)
         session.finish_training()
@@ -80,7 +81,8 @@ def train_supervised(cfg: SupervisedRunConfig, out_dir: str | Path, resume: bool
         save_model(model.eval(), session.run.path / "model.pt")
         evaluation = evaluate_robustness(model, test, cfg.eval_attacks, batch_size=cfg.eval_batch_size,
                                          limit=cfg.eval_limit, seed=cfg.seed)
-        extra = {"arch": cfg.arch, "mode": cfg.mode, "fast": cfg.fast, "optimizer": cfg.optimizer,
+        extra = {"arch": cfg.arch, "mode": cfg.mode, "fast": cfg.fast, "train_iterate": cfg.train_iterate,
+                 "optimizer": cfg.optimizer,
                  "augment": cfg.augment, **evaluation_summary(evaluation)}
         results = session.results("supervised", summary, extra)
         session.write_results(results)

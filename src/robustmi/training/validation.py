@@ -11,10 +11,9 @@ import torch
 import torch.distributed as dist
 from torch import Tensor, nn
 
-from robustmi.attacks import classifier_objective, frozen_eval, pgd
-from robustmi.training.config import AttackSettings
+from robustmi.attacks import AttackSettings, classifier_objective, frozen_eval, pgd
 from robustmi.training.distributed import DistInfo
-from robustmi.training.steps import worst_case_inputs
+from robustmi.training.steps import search_worst_case
 
 
 def _rank_slice(n: int, info: DistInfo) -> slice:
@@ -63,7 +62,7 @@ def adversarial_accuracy(model: nn.Module, images: Tensor, labels: Tensor, attac
 
 
 def clean_and_worst_mi(encoder: nn.Module, dim: nn.Module, images: Tensor, attack: AttackSettings, *,
-                       batch_size: int, info: DistInfo) -> dict[str, float]:
+                       batch_size: int, info: DistInfo, through_critic: bool = False) -> dict[str, float]:
     """Batch-averaged MI estimate of (x, g(x)) on clean images and on Algorithm 1's worst case, same critic.
 
     A quick diagnostic of the training critic on held-out images, not a representation-vulnerability estimate
@@ -79,7 +78,7 @@ def clean_and_worst_mi(encoder: nn.Module, dim: nn.Module, images: Tensor, attac
     sums = torch.zeros(3, dtype=torch.float64)  # clean, worst, batches
     for start in range(0, x_all.shape[0] - batch_size + 1, batch_size):  # full batches only
         x = x_all[start:start + batch_size].to(info.device)
-        x_worst = worst_case_inputs(encoder, dim, x, attack)
+        x_worst = search_worst_case(encoder, dim, x, attack, through_critic=through_critic)
         with frozen_eval(encoder, dim), torch.no_grad():
             clean, worst = dim.mi(x, encoder(x)), dim.mi(x_worst, encoder(x_worst))
         sums += torch.tensor([float(clean), float(worst), 1.0], dtype=torch.float64)
