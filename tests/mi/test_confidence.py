@@ -54,7 +54,7 @@ def test_bootstrap_ci_is_deterministic_and_scales_with_spread():
 def test_negative_and_overfit_checks():
     assert negative_beyond_ci((-0.5, -0.1))
     assert not negative_beyond_ci((-0.5, 0.01)) and not negative_beyond_ci(None)
-    assert not negative_beyond_ci((-0.03, -0.01))  # within 0.02 nats of 0: a constant critic's DV is slightly < 0
+    assert not negative_beyond_ci((-0.03, -0.01))  # within 0.02 nats of 0: a constant critic's DV is < 0
     curve = [0.0, 0.5, 0.8, 0.7, 0.4]
     assert holdout_overfit(curve, best=2, noise=0.05)  # fell 0.4 > max(0.05, 3 * 0.05)
     assert not holdout_overfit(curve, best=2, noise=0.2)  # within the noise
