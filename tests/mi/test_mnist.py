@@ -85,7 +85,7 @@ def test_estimate_mi_of_taps_layers_and_restores_mode(encoders, mnist_train):
     """A named layer is read through robustmi.models.extract_layer; the encoder's train/eval mode is kept."""
     encoder = encoders[1]
     encoder.train()
-    images = mnist_train.subset(300)  # a robustmi.data.Dataset
+    images = mnist_train.subset(400)  # a robustmi.data.Dataset (80 held out: 40 validation + 40 test pairs)
     est = estimate_mi_of(encoder, images, layer="features", critic="separable", steps=5, batch_size=32,
                          critic_kwargs={"hidden": 16, "embed": 8})
     assert encoder.training
