@@ -72,8 +72,9 @@ def run_ablation_seed(
     *,
     budget: str = "cpu",
     dataset: str = "mnist",
-    encoder_steps: int = 400,
-    head_steps: int = 400,
+    encoder_steps: int = 200,
+    head_steps: int = 300,
+    distance_samples: int = 1000,
     data_dir: str | None = None,
     log: Callable[[str], None] = print,
 ) -> list[dict[str, Any]]:
@@ -99,7 +100,7 @@ def run_ablation_seed(
             heads[mode] = run_one(RunSpec(f"{name}-{mode}", "probe", fields, f"probe-{mode}"),
                                   get_preset("probe", budget, **fields), runs / f"probe-{name}-mlp-{mode}")
         distance = _cached(enc_dir / "search_distance.json",
-                           lambda run=enc_dir: search_distance(run, dataset, data_dir))
+                           lambda run=enc_dir: search_distance(run, dataset, data_dir, distance_samples))
         records.append({
             "variant": name, "through_critic": through_critic, "num_convs": num_convs, "seed": seed,
             "encoder_wall_s": encoder.get("wall_s"), "encoder_steps": encoder_steps,
@@ -153,7 +154,8 @@ def summarise_ablation(out_dir: str | Path, records: list[dict[str, Any]]) -> di
     return payload
 
 
-STEPS = {"smoke": (3, 3), "cpu": (400, 400)}  # budget -> (encoder steps, robust-head steps)
+# budget -> (encoder steps, robust-head steps, test images of the search distance)
+STEPS = {"smoke": (3, 3, 256), "cpu": (200, 300, 1000)}
 
 
 def reproduce_fidelity_ablation(
@@ -177,11 +179,11 @@ def reproduce_fidelity_ablation(
         raise ConfigError(f"the fidelity ablation has budgets {', '.join(STEPS)}, not {budget!r}")
     if trials < 1 or (only_seed is not None and not 0 <= only_seed < trials):
         raise ConfigError(f"--trials {trials} must be >= 1 and --seed in 0..{trials - 1}")
-    encoder_steps, head_steps = STEPS[budget]
+    encoder_steps, head_steps, samples = STEPS[budget]
     out = Path(out_dir)
     for seed in range(trials) if only_seed is None else (only_seed,):
         run_ablation_seed(out, seed, budget=budget, dataset=dataset, encoder_steps=encoder_steps,
-                          head_steps=head_steps, data_dir=data_dir, log=log)
+                          head_steps=head_steps, distance_samples=samples, data_dir=data_dir, log=log)
     records = []
     for seed in range(trials):  # every finished seed (cached runs are read back, nothing is trained here)
         done = all((out / "runs" / f"seed-{seed}" / f"encoder-{_name(*v)}" / "search_distance.json").is_file()
@@ -189,5 +191,5 @@ def reproduce_fidelity_ablation(
         if done:
             records += run_ablation_seed(out, seed, budget=budget, dataset=dataset,
                                          encoder_steps=encoder_steps, head_steps=head_steps,
-                                         data_dir=data_dir, log=lambda _: None)
+                                         distance_samples=samples, data_dir=data_dir, log=lambda _: None)
     return summarise_ablation(out, records)
