@@ -19,8 +19,12 @@ Critics: ``separable`` (f(x) . g(y), MLPs 20 -> 256 -> 256 -> 32) and ``concat``
 -> 1), as in the papers. Results: one JSON per (data, critic, objective) under ``--out`` (a rerun skips those
 present: resumable), then ``mi_estimators.json`` (table + machine facts) and ``mi_estimators.png``.
 
+``--defaults`` instead measures ``estimate_mi`` with its defaults (DV and NWJ) on issue 15's grid: rotated
+correlated Gaussians of dimension 10-30, 10 000 - 50 000 pairs, 0-4 nats -> ``mi_estimate_defaults.json``.
+
 Usage:
     python benchmarks/mi_estimators.py [--steps 500] [--threads 1] [--out benchmarks/results/mi_estimators]
+    python benchmarks/mi_estimators.py --defaults
 """
 
 from __future__ import annotations
@@ -36,7 +40,7 @@ from pathlib import Path
 
 import torch
 
-from robustmi.mi import create_critic, get_bound
+from robustmi.mi import create_critic, estimate_mi, get_bound
 from robustmi.mi.bounds import dv_bound, smile_bound
 
 LEVELS = (2.0, 4.0, 6.0, 8.0, 10.0)
@@ -87,8 +91,10 @@ def level_stats(values: list[float], steps: int) -> list[dict]:
         finite = part[torch.isfinite(part)]
         mean = float(finite.mean()) if len(finite) else float("nan")
         std = float(finite.std()) if len(finite) > 1 else float("nan")
+        median = float(finite.median()) if len(finite) else float("nan")
         nonfinite = len(part) - len(finite)
-        out.append({"true": mi, "mean": mean, "bias": mean - mi, "std": std, "nonfinite": nonfinite})
+        out.append({"true": mi, "mean": mean, "bias": mean - mi, "std": std, "median": median,
+                    "median_bias": median - mi, "nonfinite": nonfinite})  # fmt: skip
     return out
 
 
@@ -145,13 +151,59 @@ def table(runs: list[dict]) -> list[dict]:
     return rows
 
 
+def _num(v: float, sign: str = "") -> str:
+    return f"{v:{sign}.2f}" if abs(v) < 1000 else f"{v:{sign}.1e}"
+
+
 def print_table(rows: list[dict]) -> None:
-    head = " | ".join(f"{mi:g} nats: bias ± std" for mi in LEVELS)
+    """Markdown: bias (mean - truth) ± std per level, then the median's bias in brackets."""
+    head = " | ".join(f"{mi:g} nats" for mi in LEVELS)
     print(f"| data | critic | estimator | {head} |")
     print("|---|---|---|" + "---:|" * len(LEVELS))
     for row in rows:
-        cells = " | ".join(f"{lv['bias']:+.2f} ± {lv['std']:.2f}" for lv in row["levels"])
+        cells = " | ".join(
+            f"{_num(lv['bias'], '+')} ± {_num(lv['std'])} [{_num(lv['median_bias'], '+')}]"
+            for lv in row["levels"]
+        )
         print(f"| {row['data']} | {row['critic']} | {row['estimator']} | {cells} |")
+
+
+DEFAULTS_GRID = (
+    (10, 10_000, 1.0), (20, 20_000, 2.0), (30, 10_000, 1.0), (30, 10_000, 4.0), (10, 10_000, 4.0),
+    (10, 50_000, 4.0), (30, 50_000, 1.0), (30, 10_000, 0.0), (20, 20_000, 0.0), (10, 50_000, 0.0),
+)  # fmt: skip
+
+
+def rotated_pairs(n: int, d: int, mi: float, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """n pairs with I = ``mi`` nats (0: independent), the second variable turned by a random rotation."""
+    g = torch.Generator().manual_seed(seed)
+    rho = math.sqrt(1.0 - math.exp(-2.0 * mi / d))
+    x = torch.randn(n, d, generator=g)
+    y = rho * x + math.sqrt(1.0 - rho**2) * torch.randn(n, d, generator=g)
+    rotation, _ = torch.linalg.qr(torch.randn(d, d, generator=g))
+    return x, y @ rotation  # (n, d) @ (d, d)
+
+
+def defaults_grid(path: Path) -> None:
+    """estimate_mi with its defaults on DEFAULTS_GRID; prints a markdown table, writes JSON."""
+    rows = []
+    print("| dim | pairs | true MI | estimator | estimate | 95 % CI | ratio | best step | flags | s |")
+    print("|---:|---:|---:|---|---:|---|---:|---:|---|---:|")
+    for d, n, mi in DEFAULTS_GRID:
+        x, y = rotated_pairs(n, d, mi, seed=1)
+        for estimator in ("dv", "nwj"):
+            start = time.perf_counter()
+            est = estimate_mi(x, y, estimator=estimator)
+            row = {"dim": d, "pairs": n, "true": mi, "estimator": estimator, "value": est.value,
+                   "ci": est.ci, "best_step": est.best_step, "flags": est.flags,
+                   "seconds": time.perf_counter() - start}  # fmt: skip
+            rows.append(row)
+            ratio = f"{est.value / mi:.3f}" if mi else "-"
+            ci = f"[{est.ci[0]:.3f}, {est.ci[1]:.3f}]"
+            cells = [d, n, f"{mi:g}", estimator, f"{est.value:.3f}", ci, ratio, est.best_step,
+                     ", ".join(est.flags), f"{row['seconds']:.0f}"]  # fmt: skip
+            print("| " + " | ".join(str(c) for c in cells) + " |", flush=True)
+    path.write_text(json.dumps({"machine": machine_facts(torch.get_num_threads()), "rows": rows}, indent=1))
 
 
 def main() -> None:
@@ -159,14 +211,18 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=500, help="training steps per MI level (papers: 4000)")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    parser.add_argument("--defaults", action="store_true", help="estimate_mi's defaults on issue 15's grid")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    if args.defaults:
+        defaults_grid(args.out.parent / "mi_estimate_defaults.json")
+        return
     args.out.mkdir(parents=True, exist_ok=True)
     facts_start = machine_facts(args.threads)
     runs = []
     for data in ("gaussian", "cubic"):
         for critic_name in CRITICS:
-            for objective in OBJECTIVES:
+            for objective in OBJECTIVES:  # data, critic, objective order: the table's row order
                 path = args.out / f"{data}-{critic_name}-{objective}-{args.steps}.json"
                 if path.exists():  # resumable: finished runs are kept
                     runs.append(json.loads(path.read_text()))

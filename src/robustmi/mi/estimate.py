@@ -83,7 +83,10 @@ class MIEstimate:
             below -0.02 nats) and ``"critic_overfit"`` (the validation curve fell after its best step by more
             than its noise).
         ci: ``(low, high)`` confidence interval of ``value`` at ``ci_level``: bootstrap over the test batches
-            (held-out sampling noise) or, from :func:`estimate_mi_over_seeds`, Student-t over seeds.
+            (held-out sampling noise) or, from :func:`estimate_mi_over_seeds`, Student-t over seeds. It is an
+            interval for the selected critic's bound, not for the true MI: the bound sits below the truth by
+            the critic's approximation gap (measured 4-8 % for DV at 1-4 nats, docs in benchmarks/RESULTS.md).
+            With ``best_step == 0`` (nothing learnt generalised) every score is 0 and the interval is [0, 0].
         ci_level: coverage of ``ci``.
         best_step: training steps of the selected critic (0 = untrained); ``steps`` with ``selection="last"``.
         val_steps, val_curve: the validation estimates and the steps at which they were taken.
