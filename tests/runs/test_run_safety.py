@@ -125,3 +125,10 @@ def test_failed_start_leaves_no_folder(tmp_path):
 def test_non_finite_floats_refused(value):
     with pytest.raises(ConfigError, match="finite number"):
         load_config(Cfg, None, [f"lr={value}"])
+
+
+def test_environment_records_the_cpu_capability_and_native_bf16():
+    from robustmi.runs.environment import cpu_capability, environment_info
+
+    cpu = environment_info()["cpu"]
+    assert cpu == cpu_capability() and isinstance(cpu["native_bf16"], bool) and cpu["capability"]

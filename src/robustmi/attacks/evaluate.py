@@ -343,6 +343,9 @@ def evaluate_robustness(
     device = _model_device(model)
     generator = torch.Generator(device=device).manual_seed(seed)
     tally = _Tally(num=labels.shape[0], correct=torch.zeros(labels.shape[0], dtype=torch.bool))
+    from robustmi.progress import progress_bar  # quiet off a terminal
+
+    bar = progress_bar(-(-tally.num // batch_size), "evaluate", unit="batch")
     with frozen_eval(model), torch.autocast(device_type=device.type, enabled=False):
         for start in range(0, tally.num, batch_size):
             x = images[start : start + batch_size].to(device=device, dtype=torch.float32)
@@ -350,6 +353,8 @@ def evaluate_robustness(
             tally.add(
                 start, attack_batch(model, x, y, configs, generator=generator, seed=seed, cascade=cascade)
             )
+            bar.update(1)
+    bar.close()
     results = _summarise(configs, tally, num_classes, cascade, seed)
     results.update(
         {"dataset": getattr(dataset, "name", None), "batch_size": batch_size, "limit": limit, "seed": seed}

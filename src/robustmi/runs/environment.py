@@ -30,7 +30,7 @@ def environment_info() -> dict[str, Any]:
     """Versions, device, threads, git commit and UTC time of the current process.
 
     Returns:
-        ``{"python", "platform", "torch", "numpy", "robustmi", "torch_threads", "device", "cuda",
+        ``{"python", "platform", "torch", "numpy", "robustmi", "torch_threads", "cpu", "device", "cuda",
         "world_size", "git_commit", "git_dirty", "timestamp"}``; ``git_commit``/``git_dirty`` are ``None``
         when the robustmi source is not in a git checkout (e.g. installed from a wheel) or git is missing.
     """
@@ -45,6 +45,7 @@ def environment_info() -> dict[str, Any]:
         "numpy": np.__version__,
         "robustmi": robustmi.__version__,
         "torch_threads": torch.get_num_threads(),
+        "cpu": cpu_capability(),
         "device": torch.cuda.get_device_name(0) if cuda else "cpu",
         "cuda": torch.version.cuda if cuda else None,
         "world_size": dist.get_world_size() if distributed else 1,
@@ -52,6 +53,27 @@ def environment_info() -> dict[str, Any]:
         "git_dirty": dirty,
         "timestamp": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     }
+
+
+def cpu_capability() -> dict[str, Any]:
+    """The CPU's vector capability and whether it computes bf16 natively (never assumed: read off the host).
+
+    Returns:
+        ``{"capability": torch's dispatch level ("AVX512", "AVX2", ...), "native_bf16": bool}``. Native bf16
+        means the avx512_bf16 or amx_bf16 instructions (Linux ``/proc/cpuinfo``); without them bf16 autocast
+        is emulated and several times slower than fp32 (benchmarks/RESULTS.md).
+    """
+    try:
+        capability = torch.backends.cpu.get_cpu_capability()
+    except (AttributeError, RuntimeError):  # older torch builds
+        capability = "unknown"
+    try:
+        text = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace")
+        lines = [line for line in text.splitlines() if line.startswith("flags")]
+        flags = lines[0].split(":", 1)[1].split() if lines else []
+    except OSError:  # not Linux: report what torch says only
+        flags = []
+    return {"capability": capability, "native_bf16": "avx512_bf16" in flags or "amx_bf16" in flags}
 
 
 def _git_state(folder: Path) -> tuple[str | None, bool | None]:

@@ -11,6 +11,7 @@ that rank 0's final evaluation and file writes never keep the other ranks waitin
 from __future__ import annotations
 
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,7 @@ from robustmi.attacks import resolve_attacks
 from robustmi.data import Dataset, load_dataset
 from robustmi.errors import ConfigError
 from robustmi.runs import RunDir, config_to_dict, seed_everything
+from robustmi.runs.environment import cpu_capability
 from robustmi.training.config import TrainSettings
 from robustmi.training.distributed import (
     DistInfo,
@@ -59,6 +61,9 @@ class Session:
         self.dist = setup_distributed()
         check_batch_size(self.cfg.batch_size, self.dist)
         resolve_attacks(list(self.cfg.eval_attacks), self.cfg.dataset)  # bad preset: fail before training
+        if self.cfg.bf16 and self.dist.device.type == "cpu" and not cpu_capability()["native_bf16"]:
+            warnings.warn("bf16=true on a CPU without native bf16 (no avx512_bf16/amx_bf16): autocast is "
+                          "emulated and several times slower than fp32; set bf16=false", stacklevel=2)
         self.run = RunDir(self.out_dir, resume=self.resume)
         try:
             self.run.write_config(self.cfg)  # held back when resuming, until the checkpoint has loaded
