@@ -21,7 +21,7 @@ def test_smoke_ablation_writes_a_table_of_every_variant(tmp_path):
         assert 0 <= record["robust_pgd"] <= record["robust_natural"] <= 1
         assert 0 <= record["standard_pgd"] <= record["standard_natural"] <= 1
         assert record["search_distance"] >= 0
-        config = json.loads((tmp_path / "runs" / "seed-0" / f"encoder-{record['variant']}" / "results.json")
-                            .read_text())["config"]
+        run = tmp_path / "runs" / "seed-0" / f"encoder-{record['variant']}"
+        config = json.loads((run / "results.json").read_text())["config"]
         assert (config["through_critic"], config["num_convs"]) == (record["through_critic"], record["num_convs"])
     assert (tmp_path / "ablation.json").is_file() and "detached-2conv" in (tmp_path / "report.md").read_text()

@@ -7,7 +7,13 @@ import pytest
 
 from robustmi.errors import ConfigError
 from robustmi.experiments.paper_tables import COLUMNS, PAPER_TABLES, ROW_LABELS
-from robustmi.experiments.table import TableResult, ordering_checks, reproduce_table, table_plan
+from robustmi.experiments.table import (
+    TableResult,
+    ordering_checks,
+    reproduce_table,
+    table_plan,
+    write_table_report,
+)
 
 
 def test_plan_fills_every_cell_once() -> None:
@@ -47,6 +53,16 @@ def test_ordering_checks() -> None:
     assert checks["worst-case-mi + robust linear beats DIM + robust linear (adv)"] is False
     assert checks["DIM + standard MLP has near-zero adversarial accuracy (< 5 %)"] is True
     assert checks["worst-case-mi + standard MLP beats DIM + standard MLP (adv)"] is None
+
+
+def test_report_of_a_table_without_paper_numbers(tmp_path) -> None:
+    """Fashion-MNIST: the paper's numbers are not recorded; the report shows ours and says so."""
+    cells = {row: {col: [50.0] for col in COLUMNS} for row in ROW_LABELS}
+    write_table_report(TableResult("fashion-mnist-table", "fashion-mnist", "cpu", 1, cells=cells), tmp_path)
+    data = json.loads((tmp_path / "results.json").read_text())
+    assert all(r["paper_mean"] is None and r["difference"] is None for r in data["cells"])
+    assert "not recorded here" in (tmp_path / "report.md").read_text()
+    assert (tmp_path / "table_comparison.png").is_file()
 
 
 @pytest.mark.parametrize(

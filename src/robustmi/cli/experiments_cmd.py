@@ -8,7 +8,8 @@ import typer
 
 from robustmi.errors import ConfigError
 
-_TARGETS = ("mnist-table", "cifar10-table", "svhn-table", "rv-vs-gap", "fidelity-ablation")
+_TARGETS = ("mnist-table", "fashion-mnist-table", "cifar10-table", "svhn-table", "rv-vs-gap",
+            "fidelity-ablation")
 
 
 def demo(

@@ -49,9 +49,10 @@ def plot_table_comparison(rows: Sequence[dict[str, Any]], path: str | Path, titl
         xs = [i + offset for i in range(len(labels))]
         head = col.split("_")[0]
         ax.bar(xs, ours, width, color=colour, label=f"ours, {head} head")
-        ax.scatter(
-            xs, paper, color="black", marker="_", s=300, zorder=3, label="paper" if col == "mlp_adv" else None
-        )
+        known = [(x, p) for x, p in zip(xs, paper, strict=True) if p is not None]  # no paper numbers: none
+        if known:
+            ax.scatter(*zip(*known, strict=True), color="black", marker="_", s=300, zorder=3,
+                       label="paper" if col == "mlp_adv" else None)
     _group_labels(ax, labels)
     ax.set_ylabel("PGD accuracy (%)")
     ax.set_ylim(0, 100)
