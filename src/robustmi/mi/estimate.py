@@ -50,8 +50,8 @@ CRITIC_DEFAULTS: dict[str, dict[str, Any]] = {
 Chosen on correlated Gaussians, 10-30 dimensions, rotated, 10 000 - 50 000 pairs (benchmarks/RESULTS.md, "MI
 estimators"): the linear skip path finds linear dependence from few pairs; one narrow hidden layer and weight
 decay on it (:func:`default_weight_decay`) keep the MLP part from memorising the training pairs. The previous
-critic (2 x 256 hidden, embed 128, no decay) reached 0.79 / 3.71 nats at 1 / 4 nats (20-d, 20 000 pairs) even at
-its best validation step; this one is within 8 % (DV) on the whole grid.
+critic (2 x 256 hidden, embed 128, no decay) reached 0.79 / 3.71 nats at 1 / 4 nats (20-d, 20 000 pairs) even
+at its best validation step; this one is within 8 % (DV) on the whole grid.
 """
 
 
