@@ -190,7 +190,7 @@ def test_smile_is_dv_with_clipped_negatives():
 
 
 def test_smile_caps_the_partition_term_variance():
-    """One huge negative score wrecks DV (log-mean-exp follows it) but moves SMILE by at most ~tau / B^2."""
+    """One huge negative score wrecks DV but SMILE stays above -log(1 + e^tau / (B (B - 1)))."""
     scores = torch.zeros(8, 8, dtype=torch.float64)
     scores[0, 1] = 40.0
     assert float(dv_bound(scores)) < -30.0
