@@ -143,7 +143,11 @@ def _summarise(encoders, probes, vuln, saliency, wall_s: float, scale: float) ->
             "mi_normal": v["mi_normal"],
             "mi_worst": v["mi_worst"],
             "vulnerability": v["vulnerability"],
+            "vulnerability_ci": v.get("vulnerability_ci"),
+            "mi_worst_ci": v.get("mi_worst_ci"),
+            "ci_method": v.get("ci_method"),
             "adv_accuracy_ceiling": v["adv_accuracy_ceiling"],
+            "adv_accuracy_ceiling_upper": v.get("adv_accuracy_ceiling_upper"),
             "vulnerability_flags": [f.get("name") for f in v.get("flags", [])],
             "encoder_training_s": encoders[objective].get("wall_s"),
         }
@@ -165,6 +169,10 @@ def _summarise(encoders, probes, vuln, saliency, wall_s: float, scale: float) ->
         "eval_images": _EVAL_LIMIT,
         "wall_s": round(wall_s, 1),
     }
+
+
+def _interval(ci: list[float] | None) -> str:
+    return "[no CI]" if not ci else f"[{ci[0]:.3f}, {ci[1]:.3f}]"
 
 
 def _pct(x: float | None) -> str:
@@ -206,18 +214,22 @@ def _write_report(results: dict[str, Any], out: Path) -> None:
     )
     report.heading("Representations")
     report.table(
-        ["encoder", "I(X; g(X)) nats", "worst-case MI", "vulnerability RV", "Thm 3.4 ceiling %"],
+        ["encoder", "I(X; g(X)) nats", "worst-case MI [CI]", "vulnerability RV [CI]", "Thm 3.4 ceiling %"],
         [
             [
                 names[o],
                 f"{enc[o]['mi_normal']:.3f}",
-                f"{enc[o]['mi_worst']:.3f}",
-                f"{enc[o]['vulnerability']:.3f}",
-                _pct(enc[o]["adv_accuracy_ceiling"]),
+                f"{enc[o]['mi_worst']:.3f} {_interval(enc[o].get('mi_worst_ci'))}",
+                f"{enc[o]['vulnerability']:.3f} {_interval(enc[o].get('vulnerability_ci'))}",
+                f"{_pct(enc[o]['adv_accuracy_ceiling'])} (≤ {_pct(enc[o].get('adv_accuracy_ceiling_upper'))} "
+                "at the CI's upper end)",
             ]
             for o in enc
         ],
     )
+    methods = {enc[o].get("ci_method") for o in enc} - {None}
+    if methods:
+        report.text(f"Intervals: 95 % {', '.join(sorted(methods))}.")
     report.image("mi.png", "Normal and worst-case MI estimates (Algorithm 2) of each encoder's code.")
     report.heading("Downstream heads")
     report.table(
