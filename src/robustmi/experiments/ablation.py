@@ -29,6 +29,8 @@ from typing import Any
 
 from robustmi.experiments.report import Report
 from robustmi.experiments.runner import RunSpec, run_one
+from robustmi.runs._atomic import atomic_write_text
+from robustmi.runs.environment import environment_info
 
 VARIANTS: tuple[tuple[bool, int], ...] = tuple(product((False, True), (2, 3)))  # (through_critic, num_convs)
 _BATCH = 128
@@ -118,7 +120,7 @@ def _cached(path: Path, compute: Callable[[], float]) -> float:
     if path.is_file():
         return float(json.loads(path.read_text(encoding="utf-8"))["value"])
     value = compute()
-    path.write_text(json.dumps({"value": value}), encoding="utf-8")
+    atomic_write_text(path, json.dumps({"value": value}))
     return value
 
 
@@ -140,7 +142,8 @@ def summarise_ablation(out_dir: str | Path, records: list[dict[str, Any]]) -> di
         table[_name(tc, nc)] = {"through_critic": tc, "num_convs": nc, "seeds": [r["seed"] for r in rows],
                                 **stats}
     payload = {"variants": table, "records": records}
-    (out / "ablation.json").write_text(json.dumps(payload, indent=2), encoding="utf-8")
+    payload["environment"] = environment_info()  # versions, CPU capability, git commit
+    atomic_write_text(out / "ablation.json", json.dumps(payload, indent=2))
     report = Report("Fidelity ablation: worst-case-MI encoders (MNIST, ε = 0.3)")
     pct = lambda s: f"{100 * s['mean']:.1f} ± {100 * s['std']:.1f}"  # noqa: E731
     report.table(

@@ -22,6 +22,8 @@ from robustmi.experiments.plots import plot_bars
 from robustmi.experiments.report import Report
 from robustmi.experiments.runner import RunSpec, measure_vulnerability, run_one
 from robustmi.progress import StageLog
+from robustmi.runs._atomic import atomic_write_text
+from robustmi.runs.environment import environment_info
 
 # Work budgets at scale 1 (optimiser steps at batch 128; never wall time, so every machine computes the same
 # numbers): about ten minutes on 2 cores in all (README). A standard head trains on cached features: its 20
@@ -111,7 +113,8 @@ def run_demo(
     saliency = _saliency(out, data_dir, log)
     results = _summarise(encoders, probes, vuln, saliency, time.monotonic() - started, scale)
     results["seed"] = seed
-    (out / "results.json").write_text(json.dumps(results, indent=2), encoding="utf-8")
+    results["environment"] = environment_info()  # versions, CPU capability, git commit
+    atomic_write_text(out / "results.json", json.dumps(results, indent=2))
     _write_report(results, out)
     log(f"[demo] done in {results['wall_s'] / 60:.1f} min: {out / 'report.md'}")
     return results

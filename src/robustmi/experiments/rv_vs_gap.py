@@ -21,6 +21,8 @@ from robustmi.experiments.plots import plot_scatter
 from robustmi.experiments.report import Report
 from robustmi.experiments.runner import RunSpec, measure_vulnerability, run_one
 from robustmi.experiments.table import BUDGETS
+from robustmi.runs._atomic import atomic_write_text
+from robustmi.runs.environment import environment_info
 
 _MODELS: tuple[tuple[str, str, float | None], ...] = (  # (arch, mode, training eps; None: the paper's)
     ("baseline-h", "standard", None),
@@ -195,7 +197,8 @@ def write_rv_report(points: list[ModelPoint], out: Path, budget: str, dataset: s
         "models": rows,
         "wall_s": round(wall_s, 1),
     }
-    (out / "results.json").write_text(json.dumps(payload, indent=2), encoding="utf-8")
+    payload["environment"] = environment_info()  # versions, CPU capability, git commit
+    atomic_write_text(out / "results.json", json.dumps(payload, indent=2))
     report = Report(f"robustmi: representation vulnerability vs adversarial gap ({dataset})")
     report.text(
         f"Budget '{budget}'; {len(points)} supervised models; logit-layer MI by Algorithm 2 at the paper's "

@@ -24,6 +24,8 @@ from robustmi.experiments.plots import plot_table_comparison
 from robustmi.experiments.report import Report, fmt_mean_std, mean_std
 from robustmi.experiments.runner import RunSpec, run_one
 from robustmi.progress import StageLog
+from robustmi.runs._atomic import atomic_write_text
+from robustmi.runs.environment import environment_info
 
 BUDGETS = ("smoke", "cpu", "paper")
 
@@ -221,7 +223,8 @@ def write_table_report(result: TableResult, out: Path) -> None:
         "run_seconds": result.run_seconds,
         "wall_s": result.wall_s,
     }
-    (out / "results.json").write_text(json.dumps(payload, indent=2), encoding="utf-8")
+    payload["environment"] = environment_info()  # versions, CPU capability, git commit
+    atomic_write_text(out / "results.json", json.dumps(payload, indent=2))
 
     report = Report(f"robustmi reproduction: {result.table}")
     report.text(
