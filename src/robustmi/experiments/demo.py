@@ -1,4 +1,4 @@
-"""The main job (``make demo``): a real-MNIST study of the paper's claims in about ten minutes on 2 cores.
+"""The main job (``make demo``): a real-MNIST study of the paper's claims, a fixed amount of work (steps).
 
 1. Two unsupervised Baseline-H encoders: standard Deep InfoMax and worst-case MI (Algorithm 1 in every step).
 2. Their representation vulnerability (Algorithm 2 on the 64-d code) and the Theorem 3.4 ceiling.
@@ -26,7 +26,7 @@ from robustmi.runs._atomic import atomic_write_text
 from robustmi.runs.environment import environment_info
 
 # Work budgets at scale 1 (optimiser steps at batch 128; never wall time, so every machine computes the same
-# numbers): about ten minutes on 2 cores in all (README). A standard head trains on cached features: its 20
+# numbers): about 30 CPU-minutes in all (README). A standard head trains on cached features: its 20
 # epochs take seconds. Robust heads train for less than an epoch, so they keep their last step.
 _STEPS = {"encoder-mi": 400, "encoder-worst-case-mi": 400, "probe-robust": 400}
 _STANDARD_HEAD_EPOCHS = 20
