@@ -50,3 +50,16 @@ def test_config_validation() -> None:
         AttackConfig("x", -0.1, step_size=0.1)
     with pytest.raises(AttackError, match="needs step_size > 0"):
         AttackConfig("x", 0.1)
+
+
+@pytest.mark.parametrize("eps", ["abc", 2.0, float("nan"), float("inf"), True])
+def test_attack_settings_and_configs_share_one_validation_rule(eps):
+    """The threat knobs are checked by one rule: a RobustMIError naming the field, never a TypeError."""
+    from robustmi.attacks import AttackSettings
+    from robustmi.errors import RobustMIError
+
+    with pytest.raises(RobustMIError, match="eps"):
+        AttackConfig("x", eps, step_size=0.1)
+    with pytest.raises(RobustMIError, match="attack.eps"):
+        AttackSettings(eps=eps)
+    assert AttackSettings(eps=2.0, norm="l2").eps == 2.0  # an L2 radius may exceed 1

@@ -185,6 +185,8 @@ CASES: dict[str, list[str]] = {
     "sup-attack-steps-0": [*TS, "--out", "{o}", "attack.steps=0", "--mode", "robust"],
     "sup-attack-norm": [*TS, "--out", "{o}", "attack.norm=l7"],
     "sup-attack-eps-nan": [*TS, "--out", "{o}", "attack.eps=.nan"],
+    "sup-attack-eps-above-pixel-range": [*TS, "--out", "{o}", "attack.eps=2"],
+    "sup-attack-eps-text": [*TS, "--out", "{o}", "attack.eps=abc"],
     "sup-optimizer": [*TS, "--out", "{o}", "optimizer=rmsprop"],
     "sup-fast-standard": [*TS, "--out", "{o}", "fast=true"],
     "sup-momentum": [*TS, "--out", "{o}", "optimizer=sgd", "momentum=1.5"],
@@ -281,6 +283,9 @@ CASES: dict[str, list[str]] = {
     "rv-config-list": [*V, "--config", "{w}/list.yaml"],
     "rv-config-missing": [*V, "--config", "{w}/missing.yaml"],
     "rv-device": [*V, "--device", "tpu"],
+    "rv-norm-l7": [*V, "attack.norm=l7"],  # refused before any critic trains
+    "rv-eps-above-pixel-range": [*V, "attack.eps=2"],
+    "rv-flat-eps": [*V, "eps=0.1"],  # the threat is spelled attack.eps everywhere
     "rv-unknown-setting": [*V, "nope=1"],
     "rv-bare-argument": [*V, "foo"],
     "rv-per-neuron-no-layer": [*V, "--per-neuron"],
