@@ -103,3 +103,23 @@ def test_errors_are_one_line(run, tmp_path, capsys) -> None:
     assert "unknown attack preset 'fgsm'" in err and not (tmp_path / "x").exists()
     err = _fail(["evaluate", "--model", str(run), "--limit", "0", "--out", str(tmp_path / "y")], capsys)
     assert "limit must be" in err
+
+
+def test_config_file_and_overrides_set_the_threat_of_every_attack(run, tmp_path, capsys) -> None:
+    """--config's attack section, then attack.*=value overrides (last word), on every selected attack."""
+    (tmp_path / "threat.yaml").write_text("attack:\n  eps: 0.2\n  steps: 3\n")
+    out = tmp_path / "eval"
+    argv = ["evaluate", "--model", str(run), "--attack", "paper", "--attack", "pgd20", "--limit", "6",
+            "--out", str(out), "--config", str(tmp_path / "threat.yaml"), "attack.eps=8/255"]
+    with pytest.warns(SanityWarning, match="chance"):
+        assert _run(argv) == 0
+    attacks = json.loads((out / "results.json").read_text())["attacks"]
+    for name in ("paper", "pgd20"):
+        settings = attacks[name]["settings"]
+        assert settings["eps"] == pytest.approx(8 / 255) and settings["steps"] == 3
+    capsys.readouterr()
+    for bad, needle in (("attack.eps=2", "pixel range"), ("attack.stpes=3", "unknown config key"),
+                        ("epochs=3", "only attack.* settings")):
+        argv = ["evaluate", "--model", str(run), "--limit", "4", "--out", str(tmp_path / "z"), bad]
+        err = _fail(argv, capsys)
+        assert needle in err and not (tmp_path / "z").exists()

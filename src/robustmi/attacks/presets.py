@@ -195,3 +195,24 @@ def get_attack_preset(name: str, dataset: str) -> list[AttackConfig]:
     if name not in _PRESETS:
         raise AttackError(f"unknown attack preset {name!r}: use one of {', '.join(list_attack_presets())}")
     return _PRESETS[name](dataset)
+
+
+def with_threat(configs: list[AttackConfig], changes: dict[str, object]) -> list[AttackConfig]:
+    """``configs`` with the threat knobs in ``changes`` (``AttackSettings`` field names) set on every attack.
+
+    Values are converted as in run configs (``"8/255"`` -> a float); step sizes are not rescaled with ``eps``.
+    The result is checked by the one validation rule (e.g. an L∞ ``eps`` above 1 is refused).
+
+    Raises:
+        ConfigError: an unknown knob or a value of the wrong type; AttackError: an invalid combination.
+    """
+    import dataclasses
+
+    from robustmi.runs.config import config_from_dict  # runs sits below attacks
+
+    if not changes:
+        return list(configs)
+    settings = config_from_dict(AttackSettings, changes, _path="attack")  # unknown key / wrong type / range
+    converted = {key: getattr(settings, key) for key in changes}
+    return [dataclasses.replace(cfg, **converted) for cfg in configs]
+

@@ -1,6 +1,7 @@
 """``robustmi evaluate``: robust accuracy of a classifier under one or more attacks.
 
     robustmi evaluate --model runs/probe --attack paper --attack autoattack --limit 1000
+    robustmi evaluate --model runs/probe --attack pgd20 attack.eps=0.2        # every attack at eps 0.2
 
 Reads the model with ``robustmi.models.resolve_model`` (run folder, .pt file, ``module:factory``), the dataset
 named by ``--dataset`` or else by the run folder's config.yaml, calls ``robustmi.attacks.evaluate_robustness``
@@ -31,6 +32,21 @@ def _run_config(model: str) -> dict:
     except yaml.YAMLError:
         raise ConfigError(f"{path} is not valid YAML; fix it or pass --dataset") from None
     return data if isinstance(data, dict) else {}
+
+
+def _threat_changes(config: Path | None, overrides: list[str]) -> dict:
+    """The ``attack`` section of ``--config``, then ``attack.*=value`` overrides (its only settings)."""
+    from robustmi.runs.config import apply_override, read_yaml_mapping
+
+    raw = read_yaml_mapping(config) if config is not None else {}
+    for item in overrides:
+        apply_override(raw, item)
+    unknown = sorted(set(raw) - {"attack"})
+    section = raw.get("attack", {})
+    if unknown or not isinstance(section, dict):
+        got = ", ".join(unknown) if unknown else f"attack={section!r}"
+        raise ConfigError(f"evaluate takes only attack.* settings (e.g. attack.eps=0.1), got {got}")
+    return section
 
 
 def _default_out(model: str) -> Path:
@@ -70,9 +86,14 @@ def evaluate_command(
         False, "--individual", help="Run every attack on every correct point (default: cascade)."
     ),
     out: Path = typer.Option(None, "--out", help="Folder for results.json (default RUN/eval)."),
+    config: Path = typer.Option(None, "--config", help="YAML file with an 'attack:' section (threat knobs)."),
+    overrides: list[str] = typer.Argument(
+        None, help="Threat knobs for every attack, e.g. attack.eps=0.1 attack.steps=20 (applied last)."
+    ),
 ) -> None:
     """Natural accuracy, accuracy under each attack and the per-point worst case; writes results.json."""
     from robustmi.attacks import evaluate_robustness, resolve_attacks  # torch: not at `robustmi --help`
+    from robustmi.attacks.presets import with_threat
     from robustmi.data import load_dataset
     from robustmi.models import check_classifier, resolve_model
     from robustmi.runs import RunDir
@@ -85,6 +106,7 @@ def evaluate_command(
         raise ConfigError("no dataset: pass --dataset (only run folders record their dataset)")
     out = out if out is not None else _default_out(model)
     attacks = resolve_attacks(list(attack or ["paper"]), dataset)  # bad presets fail before anything is read
+    attacks = with_threat(attacks, _threat_changes(config, list(overrides or [])))
     data = load_dataset(dataset, split, data_dir or run_config.get("data_dir"))
     network = resolve_model(model, weights)
     check_classifier(network, data.images, data.num_classes, model)  # wrong input size, an encoder, NaN
