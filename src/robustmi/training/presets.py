@@ -4,11 +4,12 @@
   ε 0.3, 10 steps of 0.1; Fashion-MNIST 0.1/10/0.02; SVHN 4/255/10/0.005; CIFAR-10 8/255/7/0.01), Adam
   1e-4, batch 128, 300 epochs, critic width 2048; supervised ResNet/VGG/DenseNet: SGD 0.1 with momentum,
   ÷10 every 50 of 200 epochs.
-- ``cpu``: a work budget (``CPU_EPOCHS``: epochs, never wall time, so every machine trains the same) that a
-  2-core CPU finishes in minutes to an hour per run: critic width 512 with the paper-table 3-conv image branch
-  (better and cheaper than the authors' 2-conv one at this budget: docs/fidelity.md), the authors' encoder-only
-  worst-case search of 5 steps, Adam 1e-3 (1e-4 barely moves in a few epochs), fp32, robust heads early-stopped
-  on held-out adversarial accuracy (the authors keep the best epoch), evaluation on the full test set.
+- ``cpu``: a work budget (``CPU_EPOCHS``: epochs, never wall time, so every machine trains the same) that
+  a 2-core CPU finishes in minutes to an hour per run: critic width 512 with the paper-table 3-conv image
+  branch (better and cheaper than the authors' 2-conv one at this budget: docs/fidelity.md), the authors'
+  encoder-only worst-case search of 5 steps, Adam 1e-3 (1e-4 barely moves in a few epochs), fp32, robust
+  heads early-stopped on held-out adversarial accuracy (the authors keep the best epoch), evaluation on the
+  full test set.
 - ``smoke``: seconds; 512 training images, 2 epochs, a tiny critic, 2 PGD steps. For tests and CI only.
 
 Precedence when building a config: preset < ``--config`` YAML < command options < ``key=value`` overrides.
@@ -70,8 +71,8 @@ def _encoder_preset(name: str, dataset: str) -> dict[str, Any]:
         return {"epochs": 300, "lr": 1e-4, "critic_width": 2048, "num_convs": 2,
                 "attack": _attack(dataset), "mi_eval_samples": 1000}
     if name == "cpu":
-        # 3 convs on the cpu budget: at 200 steps the 3-conv critic gave robust heads twice the PGD accuracy of
-        # the 2-conv one, 2 seeds each (docs/fidelity.md), in about half the wall time per step
+        # 3 convs on the cpu budget: at 200 steps the 3-conv critic gave robust heads twice the PGD accuracy
+        # of the 2-conv one, 2 seeds each (docs/fidelity.md), in about half the wall time per step
         return {**_CPU, "epochs": CPU_EPOCHS["encoder"], "critic_width": 512, "num_convs": 3,
                 "attack": _cpu_search(dataset), "mi_eval_samples": 512}
     return {**_SMOKE, "critic_width": 64, "num_convs": 2, "attack": _smoke_attack(dataset),
