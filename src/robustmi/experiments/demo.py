@@ -26,7 +26,7 @@ from robustmi.runs._atomic import atomic_write_text
 from robustmi.runs.environment import environment_info
 
 # Work budgets at scale 1 (optimiser steps at batch 128; never wall time, so every machine computes the same
-# numbers): about 30 CPU-minutes in all (README). A standard head trains on cached features: its 20
+# numbers): about 35-40 minutes of one core in all (README). A standard head trains on cached features: its 20
 # epochs take seconds. Robust heads train for less than an epoch, so they keep their last step.
 _STEPS = {"encoder-mi": 400, "encoder-worst-case-mi": 400, "probe-robust": 400}
 _STANDARD_HEAD_EPOCHS = 20
