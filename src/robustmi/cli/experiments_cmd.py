@@ -18,7 +18,7 @@ def demo(
     scale: float = typer.Option(1.0, "--scale", help="Multiplies every step budget (0.1: quick)."),
     seed: int = typer.Option(0, "--seed", help="Seeds every run (same seed: same numbers on any load)."),
 ) -> None:
-    """Real-MNIST study of the paper's claims (a fixed amount of work, ~40 min on 2 cores) -> OUT/report.md."""
+    """Real-MNIST study of the paper's claims (fixed work, ~40 min on 2 cores) -> OUT/report.md."""
     if not scale > 0:
         raise ConfigError(f"--scale {scale} must be > 0")
     if seed < 0:
