@@ -23,5 +23,6 @@ def test_smoke_ablation_writes_a_table_of_every_variant(tmp_path):
         assert record["search_distance"] >= 0
         run = tmp_path / "runs" / "seed-0" / f"encoder-{record['variant']}"
         config = json.loads((run / "results.json").read_text())["config"]
-        assert (config["through_critic"], config["num_convs"]) == (record["through_critic"], record["num_convs"])
+        assert config["through_critic"] == record["through_critic"]
+        assert config["num_convs"] == record["num_convs"]
     assert (tmp_path / "ablation.json").is_file() and "detached-2conv" in (tmp_path / "report.md").read_text()

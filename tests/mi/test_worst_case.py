@@ -1,4 +1,4 @@
-"""Algorithm 1 (robustmi.mi.worst_case): the ε-ball, the knob for the critic's image branch, a reference loop."""
+"""Algorithm 1 (robustmi.mi.worst_case): the ε-ball, the critic-branch knob, a reference loop."""
 
 import pytest
 import torch
@@ -49,7 +49,7 @@ def test_detached_critic_branch_moves_inputs_only_through_the_representation():
 
 
 def test_matches_a_plain_sign_gradient_loop():
-    """Reference: Madry-style L∞ PGD on -MI with the critic's image input detached, best batch iterate kept."""
+    """Reference: Madry-style L∞ PGD on -MI, critic's image input detached, best batch iterate kept."""
     encoder, dim, x = _setup(1)
     with frozen_eval(encoder, dim):
         found = worst_case_inputs(dim.mi, encoder, x, ATTACK)

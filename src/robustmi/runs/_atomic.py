@@ -46,7 +46,7 @@ def current_umask() -> int:
             for line in status:
                 if line.startswith("Umask:"):
                     return int(line.split()[1], 8)
-    except (OSError, ValueError):
+    except (OSError, ValueError):  # no /proc (not Linux) or an unexpected format: read it the racy way below
         pass
     mask = os.umask(0o022)
     os.umask(mask)
