@@ -15,17 +15,17 @@ the model's modes and ``requires_grad`` flags are restored afterwards.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
 import torch
 from torch import Tensor, nn
 
-from robustmi.attacks import checks
-from robustmi.attacks.autoattack import autoattack_settings, implementation_name, run_apgd_ce, run_autoattack
+from robustmi.attacks.autoattack import run_apgd_ce, run_autoattack
 from robustmi.attacks.frozen import frozen_eval
 from robustmi.attacks.losses import get_loss
 from robustmi.attacks.pgd import PGDResult, pgd_with_trace
 from robustmi.attacks.presets import AttackConfig, get_attack_preset
+from robustmi.attacks.tally import Tally, attack_settings, summarise
 from robustmi.attacks.threat import get_threat
 from robustmi.errors import AttackError
 
@@ -189,111 +189,88 @@ def _model_device(model: nn.Module) -> torch.device:
     return params[0].device if params else torch.device("cpu")
 
 
-@dataclass
-class _Tally:
-    """Per-point results over the whole evaluated set, plus what the flags need."""
+class RobustnessEvaluation:
+    """An evaluation taken one batch at a time, whose state after any batch can be saved and restored.
 
-    num: int
-    correct: Tensor
-    broken: dict[str, Tensor] = field(default_factory=dict)
-    attacked: dict[str, Tensor] = field(default_factory=dict)
-    perturbation: dict[str, float] = field(default_factory=dict)
-    invalid: dict[str, int] = field(default_factory=dict)
-    zero_grad: dict[str, list] = field(default_factory=dict)  # name -> [sample-weighted sum, samples]
-    trace: dict[str, list] = field(
-        default_factory=dict
-    )  # name -> [sample-weighted sum (restarts, steps+1), n]
-    flags: list[dict] = field(default_factory=list)
+    :func:`evaluate_robustness` runs it to the end; ``robustmi.attacks.run_evaluation`` saves
+    :meth:`state_dict` after every batch, so an interrupted evaluation resumes at the next batch and ends with
+    the numbers an uninterrupted one gives. The state is every point's tally and the generator of robustmi's
+    PGD random starts; torchattacks' attacks reseed from ``seed`` on every call, so a batch's AutoAttack
+    result depends on the batch alone (AutoAttack's own resumable state is likewise its robust flags).
 
-    def add(self, start: int, out: BatchOutcome) -> None:
-        span = slice(start, start + out.correct.shape[0])
-        self.correct[span] = out.correct.cpu()
-        for name in out.broken:
-            self.broken.setdefault(name, torch.zeros(self.num, dtype=torch.bool))[span] = out.broken[
-                name
-            ].cpu()
-            self.attacked.setdefault(name, torch.zeros(self.num, dtype=torch.bool))[span] = out.attacked[
-                name
-            ].cpu()
-            self.perturbation[name] = max(self.perturbation.get(name, 0.0), out.perturbation[name])
-            self.invalid[name] = self.invalid.get(name, 0) + out.invalid[name]
-        for name, result in out.pgd.items():
-            n = result.x_adv.shape[0]
-            zero, trace = self.zero_grad.setdefault(name, [0.0, 0]), self.trace.setdefault(name, [0.0, 0])
-            zero[0], zero[1] = zero[0] + result.zero_grad_fraction * n, zero[1] + n
-            trace[0], trace[1] = trace[0] + result.trace.cpu() * n, trace[1] + n
-        if start == 0:  # output checks on the first batch are enough to spot logits/probabilities mix-ups
-            found = [
-                checks.check_finite_outputs(out.logits, "clean inputs"),
-                checks.check_probability_outputs(out.logits),
-            ]
-            self.flags += [f for f in found if f is not None]
+    Args: those of :func:`evaluate_robustness`.
 
+    Example:
+        >>> evaluation = RobustnessEvaluation(model, test_set, ["paper"], batch_size=100)  # doctest: +SKIP
+        >>> while not evaluation.finished:  # doctest: +SKIP
+        ...     record = evaluation.step()  # save evaluation.state_dict() here to resume later
+        >>> evaluation.results()["worst_case_accuracy"]  # doctest: +SKIP
+    """
 
-def _strength(cfg: AttackConfig) -> float:
-    """Budget to order attacks of one threat model: AutoAttack above any PGD, else steps × restarts."""
-    return float("inf") if cfg.method == "autoattack" else float(cfg.steps * cfg.restarts)
+    def __init__(self, model: nn.Module, dataset, attacks: Sequence[AttackConfig | str], *,
+                 batch_size: int = 256, limit: int | None = None, seed: int = 0,
+                 cascade: bool = True) -> None:
+        self.configs = resolve_attacks(attacks, getattr(dataset, "name", ""))
+        if not (isinstance(batch_size, int) and batch_size >= 1):
+            raise AttackError(f"batch_size must be a positive integer, got {batch_size!r}")
+        self.images, self.labels = _dataset_tensors(dataset, limit)
+        self.num_classes = int(getattr(dataset, "num_classes", int(self.labels.max()) + 1))
+        for cfg in self.configs:
+            attack_settings(cfg, seed, self.num_classes)  # fails now, not after an hour, without torchattacks
+        self.model, self.device = model, _model_device(model)
+        self.batch_size, self.seed, self.cascade = batch_size, seed, cascade
+        self.about = {"dataset": getattr(dataset, "name", None), "batch_size": batch_size, "limit": limit,
+                      "seed": seed}
+        self.generator = torch.Generator(device=self.device).manual_seed(seed)  # PGD random starts
+        num = self.labels.shape[0]
+        self.tally = Tally(num=num, correct=torch.zeros(num, dtype=torch.bool))
+        self.done = 0  # points evaluated so far (always a whole number of batches, or all of them)
 
+    @property
+    def num_batches(self) -> int:
+        return -(-self.tally.num // self.batch_size)
 
-def _attack_flags(configs: list[AttackConfig], tally: _Tally) -> list[dict]:
-    flags = []
-    for cfg in configs:
-        name = cfg.name
-        if name in tally.zero_grad and tally.zero_grad[name][1] > 0:
-            flags.append(
-                checks.check_zero_gradients(tally.zero_grad[name][0] / tally.zero_grad[name][1], name)
-            )
-            if cfg.eps > 0:  # with eps = 0 nothing can move
-                flags.append(checks.check_loss_increase(tally.trace[name][0] / tally.trace[name][1], name))
-        flags.append(checks.check_perturbation_size(tally.perturbation[name], cfg.eps, name))
-        flags.append(checks.check_adversarial_range(tally.invalid[name], name))
-    for strong in configs:
-        for weak in configs:
-            if strong.norm != weak.norm or strong.eps < weak.eps or _strength(strong) <= _strength(weak):
-                continue
-            failed = tally.attacked[strong.name] & ~tally.broken[strong.name]
-            extra = int((failed & tally.broken[weak.name]).sum())
-            flags.append(checks.check_attack_strength(strong.name, weak.name, extra, tally.num))
-    return [f for f in flags if f is not None]
+    @property
+    def batches_done(self) -> int:
+        return -(-self.done // self.batch_size)
 
+    @property
+    def finished(self) -> bool:
+        return self.done >= self.tally.num
 
-def _settings(cfg: AttackConfig, seed: int, num_classes: int) -> tuple[dict, str]:
-    settings = {key: value for key, value in asdict(cfg).items() if key != "name"}
-    settings["seed"] = seed
-    if cfg.method == "autoattack":
-        settings.update(autoattack_settings(cfg.steps, num_classes, seed))
-    implementation = "robustmi.pgd" if cfg.method == "pgd" else implementation_name(cfg.method)
-    return settings, implementation
+    def step(self) -> dict:
+        """Attack the next batch. Returns its metrics record: ``batch`` (1-based), ``points`` done so far,
+        and this batch's ``size``, ``correct`` and per-attack ``broken`` counts and ``robust`` (correct and
+        broken by no attack)."""
+        start, stop = self.done, min(self.done + self.batch_size, self.tally.num)
+        x = self.images[start:stop].to(device=self.device, dtype=torch.float32)
+        y = self.labels[start:stop].to(device=self.device, dtype=torch.int64)
+        with frozen_eval(self.model), torch.autocast(device_type=self.device.type, enabled=False):
+            out = attack_batch(self.model, x, y, self.configs, generator=self.generator, seed=self.seed,
+                               cascade=self.cascade)
+        self.tally.add(start, out)
+        self.done = stop
+        broken = torch.zeros_like(out.correct)
+        for hit in out.broken.values():
+            broken |= hit
+        return {"batch": self.batches_done, "points": stop, "size": stop - start,
+                "correct": int(out.correct.sum()), "broken": {k: int(v.sum()) for k, v in out.broken.items()},
+                "robust": int((out.correct & ~broken).sum())}
 
+    def state_dict(self) -> dict:
+        """Points done, PGD generator state and every point's tally: tensors and plain containers."""
+        return {"done": self.done, "generator": self.generator.get_state(), "tally": self.tally.state_dict()}
 
-def _summarise(
-    configs: list[AttackConfig], tally: _Tally, num_classes: int, cascade: bool, seed: int
-) -> dict:
-    broken_so_far = torch.zeros(tally.num, dtype=torch.bool)
-    attacks = {}
-    for cfg in configs:
-        broken_so_far |= tally.broken[cfg.name]
-        counted = broken_so_far if cascade else tally.broken[cfg.name]
-        settings, implementation = _settings(cfg, seed, num_classes)
-        attacks[cfg.name] = {
-            "accuracy": (tally.correct & ~counted).float().mean().item(),
-            "settings": settings,
-            "implementation": implementation,
-            "attacked": int(tally.attacked[cfg.name].sum()),
-            "broken": int(tally.broken[cfg.name].sum()),
-            "max_perturbation": tally.perturbation[cfg.name],
-        }
-    natural = tally.correct.float().mean().item()
-    flags = [f for f in [checks.check_chance_accuracy(natural, num_classes, tally.num)] if f is not None]
-    return {
-        "natural_accuracy": natural,
-        "attacks": attacks,
-        "worst_case_accuracy": (tally.correct & ~broken_so_far).float().mean().item(),
-        "max_perturbation": {name: entry["max_perturbation"] for name, entry in attacks.items()},
-        "flags": tally.flags + flags + _attack_flags(configs, tally),
-        "num_samples": tally.num,
-        "cascade": cascade,
-    }
+    def load_state_dict(self, state: dict) -> None:
+        """Continue from :meth:`state_dict` of an evaluation with the same model, data and settings."""
+        self.tally.load_state_dict(state["tally"])
+        self.generator.set_state(state["generator"])
+        self.done = int(state["done"])
+
+    def results(self) -> dict:
+        """The summary of every batch done (see :func:`evaluate_robustness`, Returns)."""
+        results = summarise(self.configs, self.tally, self.num_classes, self.cascade, self.seed)
+        return results | self.about
 
 
 def evaluate_robustness(
@@ -333,30 +310,13 @@ def evaluate_robustness(
         >>> results = evaluate_robustness(model, test_set, ["paper", "autoattack"], limit=1000)
         >>> results["worst_case_accuracy"]
     """
-    configs = resolve_attacks(attacks, getattr(dataset, "name", ""))
-    if not (isinstance(batch_size, int) and batch_size >= 1):
-        raise AttackError(f"batch_size must be a positive integer, got {batch_size!r}")
-    images, labels = _dataset_tensors(dataset, limit)
-    num_classes = int(getattr(dataset, "num_classes", int(labels.max()) + 1))
-    for cfg in configs:
-        _settings(cfg, seed, num_classes)  # fails now, not after an hour, if torchattacks is missing
-    device = _model_device(model)
-    generator = torch.Generator(device=device).manual_seed(seed)
-    tally = _Tally(num=labels.shape[0], correct=torch.zeros(labels.shape[0], dtype=torch.bool))
     from robustmi.progress import progress_bar  # quiet off a terminal
 
-    bar = progress_bar(-(-tally.num // batch_size), "evaluate", unit="batch")
-    with frozen_eval(model), torch.autocast(device_type=device.type, enabled=False):
-        for start in range(0, tally.num, batch_size):
-            x = images[start : start + batch_size].to(device=device, dtype=torch.float32)
-            y = labels[start : start + batch_size].to(device=device, dtype=torch.int64)
-            tally.add(
-                start, attack_batch(model, x, y, configs, generator=generator, seed=seed, cascade=cascade)
-            )
-            bar.update(1)
+    evaluation = RobustnessEvaluation(model, dataset, attacks, batch_size=batch_size, limit=limit, seed=seed,
+                                      cascade=cascade)
+    bar = progress_bar(evaluation.num_batches, "evaluate", unit="batch")
+    while not evaluation.finished:
+        evaluation.step()
+        bar.update(1)
     bar.close()
-    results = _summarise(configs, tally, num_classes, cascade, seed)
-    results.update(
-        {"dataset": getattr(dataset, "name", None), "batch_size": batch_size, "limit": limit, "seed": seed}
-    )
-    return results
+    return evaluation.results()

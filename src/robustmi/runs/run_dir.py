@@ -26,14 +26,15 @@ import json
 import os
 import shutil
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from pathlib import Path
 from typing import Any
 
-from robustmi.errors import CheckpointError
+from robustmi.errors import CheckpointError, ConfigError
 from robustmi.runs._atomic import atomic_write_text, current_umask
 from robustmi.runs.config import config_to_dict, load_config, save_config_yaml
 from robustmi.runs.environment import environment_info, is_main_process
+from robustmi.runs.run_config import config_differences, describe_differences, read_run_config
 
 LOCK_FILE = ".lock"
 
@@ -140,6 +141,24 @@ class RunDir:
     def read_config(self, cls: type) -> Any:
         """The config saved by :meth:`write_config`, rebuilt as ``cls`` (``None`` if there is none)."""
         return load_config(cls, self.config_path) if self.config_path.is_file() else None
+
+    def require_same_config(self, cfg: Any, may_change: Collection[str] = ()) -> None:
+        """Refuse to continue a run whose config.yaml holds other settings than ``cfg``.
+
+        Args:
+            cfg: the config of the run about to resume it.
+            may_change: keys that may differ (where the data lives, budgets that may grow).
+
+        Raises:
+            ConfigError: a setting differs; the message names the differences and the fix.
+        """
+        if not self.config_path.is_file():
+            return
+        found = config_differences(read_run_config(self.path), config_to_dict(cfg), may_change)
+        if found:
+            raise ConfigError(f"run folder {str(self.path)!r} was started with other settings "
+                              f"({describe_differences(found)}); resume with the same settings, or choose "
+                              f"another --out (nothing was changed)")
 
     def log_metrics(self, record: dict[str, Any]) -> None:
         """Append ``record`` as one JSON line to ``metrics.jsonl`` and flush it.

@@ -1,0 +1,110 @@
+"""Reading a run folder's saved config and comparing settings: the one place commands look into config.yaml.
+
+- :func:`read_run_config`: the mapping in ``RUN/config.yaml`` (``{}`` for anything that is not a run folder),
+  e.g. so that ``evaluate --model RUN`` and ``vulnerability --model RUN`` default to the run's dataset.
+- :func:`run_dataset`: the dataset a run folder was trained or measured on.
+- :func:`config_differences`: ``key: saved -> wanted`` for every setting two configs disagree on; a resumed
+  run (:meth:`robustmi.runs.RunDir.require_same_config`) and a cached experiment step refuse to continue
+  work that was started with other settings, naming the differences.
+- :func:`layered_config`: a config built from layers of mappings (preset, ``--config`` YAML, command options),
+  then ``key=value`` overrides; sections merge key by key, later layers winning.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+
+from robustmi.errors import ConfigError
+from robustmi.runs.config import apply_override, config_from_dict
+
+T = TypeVar("T")
+
+
+def read_run_config(folder: str | Path) -> dict[str, Any]:
+    """The mapping saved in ``folder/config.yaml``; ``{}`` when ``folder`` is not a run folder.
+
+    Raises:
+        ConfigError: the file exists but is not valid YAML (names the file and the way around it).
+    """
+    path = Path(folder) / "config.yaml"
+    if not path.is_file():
+        return {}
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError):
+        raise ConfigError(f"{path} is not valid YAML; repair it, or pass --dataset and the settings "
+                          f"explicitly") from None
+    return data if isinstance(data, dict) else {}
+
+
+def run_dataset(folder: str | Path) -> str | None:
+    """The ``dataset`` recorded in a run folder's config.yaml (None if not a run folder or not recorded).
+
+    Also finds it in a config.yaml that nests the resolved config under ``config``.
+    """
+    data = read_run_config(folder)
+    found = data.get("dataset")
+    if not isinstance(found, str) and isinstance(data.get("config"), dict):
+        found = data["config"].get("dataset")
+    return found if isinstance(found, str) and found else None
+
+
+def config_differences(saved: Any, wanted: Any, ignore: Collection[str] = (), prefix: str = "") -> list[str]:
+    """``"key: saved -> wanted"`` for every setting that differs; nested keys dotted, ``ignore`` skipped.
+
+    Args:
+        saved, wanted: config data (``config_to_dict`` output or YAML/JSON mappings); lists and tuples
+            compare equal when their items do.
+        ignore: keys (at any depth, by their last name) that may differ, e.g. ``data_dir``.
+    """
+    if isinstance(saved, Mapping) and isinstance(wanted, Mapping):
+        found = []
+        for key in sorted(set(saved) | set(wanted), key=str):
+            if key in ignore:
+                continue
+            where = f"{prefix}.{key}" if prefix else str(key)
+            found += config_differences(saved.get(key, "<unset>"), wanted.get(key, "<unset>"), ignore, where)
+        return found
+    if isinstance(saved, (list, tuple)) and isinstance(wanted, (list, tuple)):
+        saved, wanted = list(saved), list(wanted)
+    return [] if saved == wanted else [f"{prefix}: {saved!r} -> {wanted!r}"]
+
+
+def describe_differences(found: Sequence[str], most: int = 4) -> str:
+    """The first ``most`` differences joined on one line, with a count of the rest."""
+    more = f"; and {len(found) - most} more" if len(found) > most else ""
+    return "; ".join(found[:most]) + more
+
+
+def layered_config(cls: type[T], layers: Sequence[Mapping[str, Any]], overrides: Sequence[str] = ()) -> T:
+    """``cls`` from its defaults, then each mapping of ``layers`` in turn, then ``key=value`` overrides.
+
+    Nested mappings merge key by key (a YAML ``attack: {eps: 0.1}`` keeps the preset's other attack knobs).
+    A ``None`` in a layer sets the value to None (YAML ``limit: null``): leave options not given out.
+
+    Raises:
+        ConfigError: a malformed override, unknown key, wrong type or a value the dataclass rejects.
+    """
+    raw: dict[str, Any] = {}
+    for layer in layers:
+        _merge(raw, layer)
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(f"unexpected argument {item!r}; settings are key=value (e.g. attack.eps=0.1)")
+        apply_override(raw, item)
+    return config_from_dict(cls, raw)
+
+
+def _merge(base: dict[str, Any], update: Mapping[str, Any]) -> None:
+    for key, value in update.items():
+        if isinstance(value, Mapping) and isinstance(base.get(key), dict):
+            _merge(base[key], value)
+        elif isinstance(value, Mapping):
+            base[key] = {}
+            _merge(base[key], value)
+        else:
+            base[key] = value
