@@ -192,7 +192,7 @@ def _model_device(model: nn.Module) -> torch.device:
 class RobustnessEvaluation:
     """An evaluation taken one batch at a time, whose state after any batch can be saved and restored.
 
-    :func:`evaluate_robustness` runs it to the end; ``robustmi.attacks.run_evaluation`` saves
+    :func:`evaluate_robustness` runs it to the end; ``robustmi.attacks.evaluation_run.run_evaluation`` saves
     :meth:`state_dict` after every batch, so an interrupted evaluation resumes at the next batch and ends with
     the numbers an uninterrupted one gives. The state is every point's tally and the generator of robustmi's
     PGD random starts; torchattacks' attacks reseed from ``seed`` on every call, so a batch's AutoAttack
