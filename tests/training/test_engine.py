@@ -12,8 +12,7 @@ from torch import nn
 
 from robustmi.errors import ConfigError
 from robustmi.runs import RunDir, seed_everything
-from robustmi.training import DistInfo, Engine, EngineConfig
-from robustmi.training import engine as engine_module
+from robustmi.training import DistInfo, Engine, EngineConfig, EngineState, engine_parts
 from robustmi.training.distributed import shard_batch
 
 N, BATCH = 100, 16  # 6 full batches per epoch, 4 images dropped
@@ -154,12 +153,12 @@ def test_tensorboard_without_the_package_is_a_config_error(tmp_path) -> None:
 
 def test_progress_bar_only_on_an_interactive_main_process(monkeypatch: pytest.MonkeyPatch) -> None:
     cfg = EngineConfig(epochs=4, batch_size=8)
-    resumed = engine_module.EngineState(epoch=1, batch=2, step=12)
+    resumed = EngineState(epoch=1, batch=2, step=12)
     monkeypatch.setattr(sys.stderr, "isatty", lambda: False)
-    assert engine_module._progress(cfg, 10, resumed, enabled=True).disable
+    assert engine_parts.epoch_bar(cfg, 10, resumed, enabled=True).disable
     monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
-    assert engine_module._progress(cfg, 10, resumed, enabled=False).disable
-    bar = engine_module._progress(cfg, 10, resumed, enabled=True)  # the whole run's steps: an overall ETA
+    assert engine_parts.epoch_bar(cfg, 10, resumed, enabled=False).disable
+    bar = engine_parts.epoch_bar(cfg, 10, resumed, enabled=True)  # the whole run's steps: an overall ETA
     assert not bar.disable and (bar.n, bar.total, bar.desc) == (12, 40, "epoch 2/4")
     bar.close()
 

@@ -3,8 +3,11 @@
 ``Engine.fit`` runs epochs over in-memory tensors: each epoch draws a permutation from its own
 ``torch.Generator`` (the same on every rank), cuts it into global batches of ``batch_size`` (the remainder is
 dropped, so every step sees a full batch) and gives each rank its slice (``distributed.shard_batch``). For
-each batch it calls ``step(images, labels) -> (loss, metrics)``, backpropagates ``loss`` and steps every
-optimiser. Schedulers step once per epoch. Metrics go to ``RunDir.log_metrics`` (and TensorBoard when asked).
+each batch it calls ``step(images, labels) -> (loss, metrics)``, backpropagates ``loss`` (clipped to
+``max_grad_norm`` if set) and steps every optimiser. Schedulers step once per epoch (or per step). Validation
+runs at epoch ends (``on_epoch_end``) or every ``eval_every`` steps (``on_eval``); ``select`` keeps the best
+epoch's or step's state. Encoder, probe and supervised runs, ``estimate_mi`` and Algorithm 2's critics all
+train here. Metrics go to ``RunDir.log_metrics`` (and TensorBoard when asked).
 
 State for ``resume`` is written to ``RUN/checkpoints/last.pt`` at each epoch end and whenever a limit
 (``max_steps``, ``max_minutes``) stops training: modules, optimisers, schedulers, every rank's global RNG
@@ -25,12 +28,9 @@ Example:
 from __future__ import annotations
 
 import copy
-import math
 import time
-from collections import Counter
-from collections.abc import Callable
 from contextlib import AbstractContextManager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -39,43 +39,27 @@ import torch.distributed as dist
 from torch import Tensor, nn
 
 from robustmi.errors import CheckpointError, ConfigError
-from robustmi.progress import progress_bar
 from robustmi.runs import get_rng_state, load_checkpoint, save_checkpoint, set_rng_state
 from robustmi.training.distributed import DistInfo, all_gather_objects, all_reduce_mean, shard_batch
+from robustmi.training.engine_parts import (
+    EngineConfig,
+    EngineState,
+    EpochHook,
+    EpochOrder,
+    Hooks,
+    Step,
+    apply_configured_lr,
+    base_lr,
+    batches_per_epoch,
+    epoch_bar,
+    load_scheduler,
+    logged_after,
+    non_finite_modules,
+    scheduler_state,
+    tensorboard_writer,
+)
 
-Step = Callable[[Tensor, Tensor], tuple[Tensor, dict[str, float]]]
-EpochHook = Callable[[int], dict[str, float] | None]
-
-
-@dataclass
-class EngineConfig:
-    """Loop knobs (the run configs' shared fields map onto these one to one)."""
-
-    epochs: int
-    batch_size: int
-    max_steps: int | None = None
-    max_minutes: float | None = None
-    log_every: int = 50
-    seed: int = 0
-    bf16: bool = False
-    progress: bool = True
-    tensorboard: bool = False
-
-
-@dataclass
-class EngineState:
-    """Where training stands; saved in the checkpoint's meta (JSON)."""
-
-    epoch: int = 0            # epochs completed
-    batch: int = 0            # batches of the current epoch done
-    step: int = 0             # optimiser steps done
-    elapsed_s: float = 0.0    # training time over all sessions
-    best_score: float | None = None
-    best_epoch: int | None = None
-    stopped_by: str = ""      # "epochs", "max_steps" or "max_minutes" once training ends
-    epoch_sums: dict[str, float] = field(default_factory=dict)  # running sums of this epoch's step metrics
-    lr_changes: list[dict[str, Any]] = field(default_factory=list)  # lr changed on resume: step, from, to
-
+__all__ = ["Engine", "EngineConfig", "EngineState", "Step"]
 
 class Engine:
     """Epoch loop, optimiser steps, checkpoints, resume, logging and early-stopping selection.
@@ -88,14 +72,21 @@ class Engine:
         run_dir: the ``robustmi.runs.RunDir`` for metrics and checkpoints (every rank reads a checkpoint on
             resume; rank 0 alone writes), or ``None`` for neither.
         dist_info: this process's rank, world size and device.
+        checkpoint_path: the state file, instead of ``RUN/checkpoints/last.pt`` (a measurement that trains
+            several models, as Algorithm 2's critics, gives each its own; it works without a ``run_dir``).
+        settings: JSON data saved with the checkpoint; resuming a checkpoint saved with other settings is a
+            ``CheckpointError`` (None: not checked).
     """
 
     def __init__(self, cfg: EngineConfig, *, modules: dict[str, nn.Module], optimizers: dict[str, Any],
                  schedulers: dict[str, Any] | None = None, run_dir: Any = None,
-                 dist_info: DistInfo | None = None) -> None:
+                 dist_info: DistInfo | None = None, checkpoint_path: str | Path | None = None,
+                 settings: dict[str, Any] | None = None) -> None:
         self.cfg, self.modules, self.optimizers = cfg, modules, optimizers
         self.schedulers = schedulers or {}
         self.run_dir, self.dist = run_dir, dist_info or DistInfo()
+        self._checkpoint_path = None if checkpoint_path is None else Path(checkpoint_path)
+        self.settings = settings
         self.state = EngineState()
         # data order: identical on every rank, so the ranks' slices tile each global batch
         self.data_generator = torch.Generator().manual_seed(cfg.seed)
@@ -109,7 +100,7 @@ class Engine:
         self._window_steps = 0
         self._saved_at: tuple[int, int] | None = None  # (epoch, step) of the last checkpoint written or read
         # every rank checks that tensorboard imports (same error everywhere); rank 0 alone writes events
-        self._writer = _tensorboard_writer(run_dir if self.dist.is_main else None, cfg.tensorboard)
+        self._writer = tensorboard_writer(run_dir if self.dist.is_main else None, cfg.tensorboard)
 
     def autocast(self) -> AbstractContextManager:
         """bf16 autocast for a training forward pass when ``cfg.bf16`` (attacks disable it themselves)."""
@@ -117,41 +108,57 @@ class Engine:
 
     @property
     def checkpoint_path(self) -> Path | None:
-        """``RUN/checkpoints/last.pt`` (``None`` without a run folder)."""
+        """The ``checkpoint_path`` given, else ``RUN/checkpoints/last.pt`` (``None`` without either)."""
+        if self._checkpoint_path is not None:
+            return self._checkpoint_path
         return None if self.run_dir is None else self.run_dir.checkpoint_dir / "last.pt"
 
     def fit(self, images: Tensor, labels: Tensor, step: Step, *, on_epoch_start: EpochHook | None = None,
-            on_epoch_end: EpochHook | None = None, select: str | None = None, resume: bool = False) -> dict:
-        """Train until ``epochs``, ``max_steps`` or ``max_minutes``; keep the best epoch if ``select`` is set.
+            on_epoch_end: EpochHook | None = None, on_eval: EpochHook | None = None,
+            epoch_order: EpochOrder | None = None, select: str | None = None, resume: bool = False) -> dict:
+        """Train until ``epochs``, ``max_steps`` or ``max_minutes``; keep the best state if ``select`` is set.
 
         Args:
-            images: (N, C, H, W) training images on the training device (or CPU; batches are moved).
-            labels: (N,) labels (ignored by unsupervised steps, still sliced alongside).
+            images: (N, ...) training inputs on the training device (or CPU; batches are moved), e.g.
+                (N, C, H, W) images.
+            labels: (N, ...) labels or paired targets (ignored by unsupervised steps, still sliced alongside).
             step: ``step(x, y) -> (loss, metrics)`` for this rank's (B / W, ...) slice of a global batch.
             on_epoch_start: called with the epoch index after every module is put in ``train()`` mode.
             on_epoch_end: called with the epoch index; returns validation metrics to log (and select on).
-            select: metric of ``on_epoch_end`` to maximise; the best epoch's module states are restored at the
-                end (early stopping). ``None`` keeps the last epoch.
-            resume: continue from ``RUN/checkpoints/last.pt`` if it exists.
+            on_eval: called with the number of steps done, before the first step, every ``cfg.eval_every``
+                steps and after the last; returns validation metrics to log (and select on, instead of
+                ``on_epoch_end``'s): selection by step rather than by epoch.
+            epoch_order: ``epoch -> (N,)`` permutation giving that epoch's data order (a protocol with its own
+                seeds); None draws it from the engine's data generator.
+            select: metric of ``on_eval`` (if given) or ``on_epoch_end`` to maximise; the best state of the
+                modules is restored at the end (early stopping). ``None`` keeps the last one.
+            resume: continue from the checkpoint (``checkpoint_path``) if it exists.
 
         Returns:
-            Summary: epochs, steps, elapsed_s, stopped_by, best_epoch, best_score, the metrics of the last
-            completed epoch (of this session), the step-metric means of an epoch cut short by a limit, and
-            ``recent_metrics``: the step-metric means over the last ``log_every`` steps (rank 0's).
+            Summary: epochs, steps, elapsed_s, stopped_by, best_epoch, best_step, best_score, the metrics of
+            the last completed epoch (of this session), the step-metric means of an epoch cut short by a
+            limit, ``recent_metrics`` (the step-metric means over the last ``log_every`` steps, rank 0's) and
+            ``history`` (every validation record, over all sessions).
         """
-        batches = _batches_per_epoch(images.shape[0], self.cfg.batch_size)
+        hooks = Hooks(on_epoch_start, on_epoch_end, on_eval, epoch_order, select)
+        batches = batches_per_epoch(images.shape[0], self.cfg.batch_size)
         if resume:
             self.load()
         if self.run_dir is not None and hasattr(self.run_dir, "flush_config"):
             self.run_dir.flush_config()  # a resume held config.yaml back until its checkpoint loaded
         last: dict[str, float] = {}
         start = time.monotonic() - self.state.elapsed_s
+        if on_eval is not None and self.state.step == 0 and not self.state.history:
+            self._evaluate(hooks)  # the untrained state is a candidate too
         while self.state.epoch < self.cfg.epochs and not self.state.stopped_by:
-            if self._run_epoch(images, labels, step, batches, on_epoch_start, start):
-                last = self._end_epoch(on_epoch_end, select)
+            if self._run_epoch(images, labels, step, batches, hooks, start):
+                last = self._end_epoch(hooks)
             self.state.elapsed_s = time.monotonic() - start
             if self.state.epoch < self.cfg.epochs and not self.state.stopped_by:
                 self.save()
+        evaluated = [h["step"] for h in self.state.history if h["kind"] == "eval"]
+        if on_eval is not None and evaluated[-1:] != [self.state.step]:
+            self._evaluate(hooks)  # the final state is a candidate too
         self.state.stopped_by = self.state.stopped_by or "epochs"
         self.save()
         if select is not None and self.best_modules is not None:
@@ -161,25 +168,29 @@ class Engine:
             self._writer.close()
         return {"epochs": self.state.epoch, "steps": self.state.step,
                 "elapsed_s": round(self.state.elapsed_s, 2), "stopped_by": self.state.stopped_by,
-                "best_epoch": self.state.best_epoch, "best_score": self.state.best_score,
-                "last_epoch_metrics": last, "partial_epoch_metrics": self._partial_epoch_means(),
-                "recent_metrics": self.recent, "lr_changes": self.state.lr_changes}
+                "best_epoch": self.state.best_epoch, "best_step": self.state.best_step,
+                "best_score": self.state.best_score, "last_epoch_metrics": last,
+                "partial_epoch_metrics": self._partial_epoch_means(), "recent_metrics": self.recent,
+                "lr_changes": self.state.lr_changes, "history": self.state.history}
 
     def _partial_epoch_means(self) -> dict[str, float]:
         """This rank's step-metric means over the batches of an epoch a limit cut short (else empty)."""
         done = self.state.batch
         return {k: v / done for k, v in self.state.epoch_sums.items()} if done else {}
 
-    def _run_epoch(self, images: Tensor, labels: Tensor, step: Step, batches: int,
-                   on_epoch_start: EpochHook | None, start: float) -> bool:
+    def _run_epoch(self, images: Tensor, labels: Tensor, step: Step, batches: int, hooks: Hooks,
+                   start: float) -> bool:
         """Run the rest of the current epoch; True if it completed, False if a limit stopped it."""
         for module in self.modules.values():
             module.train()
-        if on_epoch_start is not None:
-            on_epoch_start(self.state.epoch)
+        if hooks.on_epoch_start is not None:
+            hooks.on_epoch_start(self.state.epoch)
         self.data_generator.set_state(self.epoch_generator_state)
-        perm = torch.randperm(images.shape[0], generator=self.data_generator)  # (N,)
-        bar = _progress(self.cfg, batches, self.state, self.cfg.progress and self.dist.is_main)
+        if hooks.epoch_order is not None:
+            perm = hooks.epoch_order(self.state.epoch)  # (N,)
+        else:
+            perm = torch.randperm(images.shape[0], generator=self.data_generator)  # (N,)
+        bar = epoch_bar(self.cfg, batches, self.state, self.cfg.progress and self.dist.is_main)
         while self.state.batch < batches:
             if self._limit_reached(start):
                 bar.close()
@@ -197,6 +208,9 @@ class Engine:
                 self._log_window()
             bar.update(1)
             bar.set_postfix({k: f"{v:.3g}" for k, v in metrics.items()}, refresh=False)
+            every = self.cfg.eval_every
+            if hooks.on_eval is not None and every and self.state.step % every == 0:
+                self._evaluate(hooks)
         bar.close()
         self.epoch_generator_state = self.data_generator.get_state()
         return True
@@ -216,6 +230,9 @@ class Engine:
             raise ConfigError(f"training loss is {loss.item()} at step {self.state.step + 1}; "
                               f"{self._recovery_hint()}")
         loss.backward()
+        if self.cfg.max_grad_norm is not None:  # one rare huge gradient must not wreck Adam's moments
+            params = [p for module in self.modules.values() for p in module.parameters()]
+            torch.nn.utils.clip_grad_norm_(params, self.cfg.max_grad_norm)
         for optimizer in self.optimizers.values():
             try:
                 optimizer.step()
@@ -224,20 +241,14 @@ class Engine:
                     raise
                 raise ConfigError(f"optimiser step {self.state.step + 1} overflowed (lr too large?); "
                                   f"{self._recovery_hint()}") from None
-        bad = self._non_finite_modules()
+        bad = non_finite_modules(self.modules)
         if bad:  # stop before this state can reach a checkpoint
             raise ConfigError(f"parameters of {', '.join(bad)} became NaN/inf at step {self.state.step + 1}; "
                               f"{self._recovery_hint()}")
+        if self.cfg.scheduler_interval == "step":
+            for scheduler in self.schedulers.values():
+                scheduler.step()
         return metrics
-
-    def _non_finite_modules(self) -> list[str]:
-        """Names of the modules with a NaN/inf parameter or float buffer (one device sync for all)."""
-        flags = {name: [t.detach().isfinite().all() for t in (*m.parameters(), *m.buffers())
-                        if t.is_floating_point()] for name, m in self.modules.items()}
-        flat = [f for fs in flags.values() for f in fs]
-        if not flat or bool(torch.stack(flat).all()):
-            return []
-        return [name for name, fs in flags.items() if fs and not bool(torch.stack(fs).all())]
 
     def _recovery_hint(self) -> str:
         """Where the last good state is and how to continue from it (nothing newer was saved)."""
@@ -262,26 +273,46 @@ class Engine:
                 self.state.stopped_by = "max_minutes"
         return bool(self.state.stopped_by)
 
-    def _end_epoch(self, on_epoch_end: EpochHook | None, select: str | None) -> dict[str, float]:
+    def _end_epoch(self, hooks: Hooks) -> dict[str, float]:
         """Average the epoch's step metrics over steps and ranks, validate, select, log, step schedulers."""
         batches_done = max(self.state.batch, 1)
         train = all_reduce_mean({k: v / batches_done for k, v in self.state.epoch_sums.items()}, self.dist)
-        extra = (on_epoch_end(self.state.epoch) if on_epoch_end is not None else None) or {}
+        extra = (hooks.on_epoch_end(self.state.epoch) if hooks.on_epoch_end is not None else None) or {}
         record = {**train, **extra}
-        if select is not None:
-            if select not in extra:
-                raise KeyError(f"on_epoch_end did not return the selection metric {select!r}")
-            if self.state.best_score is None or extra[select] > self.state.best_score:
-                self.state.best_score, self.state.best_epoch = float(extra[select]), self.state.epoch
-                self.best_modules = {n: copy.deepcopy(m.state_dict()) for n, m in self.modules.items()}
-        for scheduler in self.schedulers.values():
-            scheduler.step()
+        if hooks.on_eval is None:
+            self._select(extra, hooks.select, "on_epoch_end")
+        if self.cfg.scheduler_interval == "epoch":
+            for scheduler in self.schedulers.values():
+                scheduler.step()
         lrs = {f"lr_{n}": o.param_groups[0]["lr"] for n, o in self.optimizers.items()}
-        self._log({"kind": "epoch", "epoch": self.state.epoch, "step": self.state.step, **record, **lrs})
+        entry = {"kind": "epoch", "epoch": self.state.epoch, "step": self.state.step, **record}
+        self.state.history.append(entry)
+        self._log({**entry, **lrs})
         self.state.epoch += 1
         self.state.batch = 0
         self.state.epoch_sums = {}
         return record
+
+    def _evaluate(self, hooks: Hooks) -> None:
+        """Step-level validation (``on_eval``): record, log and select on its metrics."""
+        assert hooks.on_eval is not None
+        metrics = hooks.on_eval(self.state.step) or {}
+        self._select(metrics, hooks.select, "on_eval")
+        record = {"kind": "eval", "epoch": self.state.epoch, "step": self.state.step, **metrics}
+        self.state.history.append(record)
+        self._log(record)
+
+    def _select(self, metrics: dict[str, float], select: str | None, hook: str) -> None:
+        """Keep a copy of every module's state when ``metrics[select]`` beats the best score so far."""
+        if select is None:
+            return
+        if select not in metrics:
+            raise KeyError(f"{hook} did not return the selection metric {select!r}")
+        if self.state.best_score is None or metrics[select] > self.state.best_score:
+            self.state.best_score, self.state.best_epoch = float(metrics[select]), self.state.epoch
+            self.state.best_step = self.state.step
+            # copies, not references: the optimisers keep changing the live weights
+            self.best_modules = {n: copy.deepcopy(m.state_dict()) for n, m in self.modules.items()}
 
     def _log(self, record: dict[str, Any]) -> None:
         if not self.dist.is_main:
@@ -302,12 +333,12 @@ class Engine:
         tensors: dict[str, Any] = {
             "modules": {n: m.state_dict() for n, m in self.modules.items()},
             "optimizers": {n: o.state_dict() for n, o in self.optimizers.items()},
-            "schedulers": {n: _scheduler_state(s) for n, s in self.schedulers.items()},
+            "schedulers": {n: scheduler_state(s) for n, s in self.schedulers.items()},
             "rng": rng, "step_generators": step_gens,
             "epoch_generator": self.epoch_generator_state,
             "best_modules": self.best_modules or {},
         }
-        meta = {**asdict(self.state), "world_size": self.dist.world_size}
+        meta = {**asdict(self.state), "world_size": self.dist.world_size, "settings": self.settings}
         meta["elapsed_s"] = float(meta["elapsed_s"])
         save_checkpoint(self.checkpoint_path, tensors, meta)
         self._saved_at = (self.state.epoch, self.state.step)
@@ -321,14 +352,17 @@ class Engine:
         if not path.is_file():
             return False
         tensors, meta = load_checkpoint(path)
-        configured = {n: [_base_lr(g) for g in o.param_groups] for n, o in self.optimizers.items()}
+        if self.settings is not None and meta.get("settings") != self.settings:
+            raise CheckpointError(f"checkpoint {str(path)!r} was written with other settings; resume with "
+                                  f"the same settings or start a new --out folder")
+        configured = {n: [base_lr(g) for g in o.param_groups] for n, o in self.optimizers.items()}
         try:
             for name, module in self.modules.items():
                 module.load_state_dict(tensors["modules"][name])
             for name, optimizer in self.optimizers.items():
                 optimizer.load_state_dict(tensors["optimizers"][name])
             for name, scheduler in self.schedulers.items():
-                _load_scheduler(scheduler, tensors["schedulers"][name])
+                load_scheduler(scheduler, tensors["schedulers"][name])
         except (KeyError, RuntimeError, ValueError, TypeError) as error:
             problem = " ".join(str(error).split())[:120]  # torch's messages span lines
             raise CheckpointError(f"checkpoint {str(path)!r} does not match this run ({problem}); "
@@ -343,82 +377,9 @@ class Engine:
         self.state = EngineState(**fields)
         self.state.stopped_by = ""  # limits are re-checked against this session's config
         self._saved_at = (self.state.epoch, self.state.step)
-        self._apply_configured_lr(configured)
+        self.state.lr_changes += apply_configured_lr(self.optimizers, self.schedulers, configured,
+                                                     self.state.step)
         if self.run_dir is not None and hasattr(self.run_dir, "drop_metrics"):
             epoch, done = self.state.epoch, self.state.step  # records after the checkpoint are logged again
-            self.run_dir.drop_metrics(lambda r: _after(r, epoch, done))
+            self.run_dir.drop_metrics(lambda r: logged_after(r, epoch, done))
         return True
-
-    def _apply_configured_lr(self, configured: dict[str, list[float]]) -> None:
-        """Keep the lr this session was configured with: loading an optimiser's state restores the saved
-        one. The schedule is rescaled by new/old base lr (so its position is kept) and the change recorded."""
-        for name, optimizer in self.optimizers.items():
-            for i, (group, new) in enumerate(zip(optimizer.param_groups, configured[name], strict=True)):
-                old = _base_lr(group)
-                if old == new:
-                    continue
-                scale = new / old if old and math.isfinite(old) else None
-                group["lr"] = group["lr"] * scale if scale is not None else new
-                if "initial_lr" in group:
-                    group["initial_lr"] = new
-                for scheduler in self.schedulers.values():
-                    if getattr(scheduler, "optimizer", None) is optimizer:
-                        scheduler.base_lrs[i] = new
-                        if hasattr(scheduler, "_last_lr"):
-                            scheduler._last_lr[i] = group["lr"]
-                self.state.lr_changes.append({"step": self.state.step, "optimizer": name, "group": i,
-                                              "from": old, "to": new})
-
-
-def _base_lr(group: dict[str, Any]) -> float:
-    """A param group's configured lr: ``initial_lr`` when a scheduler manages it, else ``lr``."""
-    return float(group.get("initial_lr", group["lr"]))
-
-
-def _after(record: dict[str, Any], epoch: int, step: int) -> bool:
-    """True for a metrics record logged after a checkpoint taken at (``epoch`` epochs done, ``step``)."""
-    late_step = isinstance(record.get("step"), int) and record["step"] > step
-    late_epoch = record.get("kind") == "epoch" and isinstance(record.get("epoch"), int) \
-        and record["epoch"] >= epoch
-    return late_step or late_epoch
-
-
-def _scheduler_state(scheduler: Any) -> dict[str, Any]:
-    """A scheduler's state_dict with ``Counter`` s (MultiStepLR's milestones) as plain dicts, which
-    ``torch.load(weights_only=True)`` accepts."""
-    return {k: dict(v) if isinstance(v, Counter) else v for k, v in scheduler.state_dict().items()}
-
-
-def _load_scheduler(scheduler: Any, state: dict[str, Any]) -> None:
-    """Inverse of :func:`_scheduler_state`: restores the ``Counter`` s of the live scheduler's state."""
-    live = scheduler.state_dict()
-    state = {k: Counter(v) if isinstance(live.get(k), Counter) else v for k, v in state.items()}
-    scheduler.load_state_dict(state)
-
-
-def _batches_per_epoch(n: int, batch_size: int) -> int:
-    if n < batch_size:
-        raise ConfigError(f"{n} training images are fewer than batch_size={batch_size}; lower batch_size or "
-                          f"raise train_limit")
-    return n // batch_size
-
-
-def _progress(cfg: EngineConfig, batches: int, state: EngineState, enabled: bool) -> Any:
-    """This epoch's bar, counting the whole run's steps so its ETA is the run's; epochs counted from 1."""
-    total = cfg.epochs * batches if cfg.max_steps is None else min(cfg.epochs * batches, cfg.max_steps)
-    desc = f"epoch {state.epoch + 1}/{cfg.epochs}"
-    return progress_bar(total, desc, enabled, initial=state.step, unit="step")
-
-
-def _tensorboard_writer(run_dir: Any, enabled: bool) -> Any:
-    if not enabled:
-        return None
-    try:
-        from torch.utils.tensorboard import SummaryWriter
-    except ImportError:
-        raise ConfigError("tensorboard=true needs the tensorboard package; pip install tensorboard "
-                          "(or set tensorboard=false)") from None
-    if run_dir is None:
-        return None
-    return SummaryWriter(log_dir=str(run_dir.path / "tensorboard"))
-
