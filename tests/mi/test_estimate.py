@@ -9,7 +9,7 @@ import torch
 
 from robustmi.errors import ConfigError
 from robustmi.mi import estimate_mi, estimate_mi_over_seeds, t_interval
-from robustmi.mi.estimate import _not_converged
+from robustmi.mi.estimate import not_converged
 
 D = 5  # dimension of x and y; I = -D/2 log(1 - rho^2)
 
@@ -102,9 +102,9 @@ def test_any_sample_shapes_are_flattened():
 
 
 def test_not_converged_flag():
-    assert _not_converged([0.01 * k for k in range(100)])  # still rising at the end
-    assert not _not_converged([min(0.1 * k, 2.0) for k in range(100)])  # rose, then flat
-    assert not _not_converged([0.0, 5.0])  # too short to judge
+    assert not_converged([0.01 * k for k in range(100)])  # still rising at the end
+    assert not not_converged([min(0.1 * k, 2.0) for k in range(100)])  # rose, then flat
+    assert not not_converged([0.0, 5.0])  # too short to judge
     g = torch.Generator().manual_seed(0)
     x = torch.randn(4000, 2, generator=g)
     est = estimate_mi(x, x + 0.05 * torch.randn(4000, 2, generator=g), steps=100, batch_size=64, lr=1e-4,

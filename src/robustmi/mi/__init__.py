@@ -4,8 +4,10 @@
   scores.
 - :mod:`~robustmi.mi.critics`, :mod:`~robustmi.mi.image_critic`: separable, concat and the paper's
   image critic.
-- :mod:`~robustmi.mi.estimate`: ``estimate_mi`` / ``estimate_mi_of`` / ``estimate_mi_over_seeds`` (train a
-  critic, select its step on validation pairs, report test nats with a confidence interval and sanity flags).
+- :mod:`~robustmi.mi.estimate`: ``estimate_mi`` / ``estimate_mi_over_seeds`` (train a critic, select its
+  step on validation pairs, report test nats with a confidence interval and sanity flags);
+  :mod:`~robustmi.mi.critic_training` trains and scores that critic through the training engine;
+  :mod:`~robustmi.mi.representation`: ``estimate_mi_of``, the MI of an encoder's representation.
 - :mod:`~robustmi.mi.confidence`: bootstrap and Student-t intervals, the negative-MI and overfit checks.
 - :mod:`~robustmi.mi.dim`: ``DIMObjective``, the Deep InfoMax loss used to train encoders and in
   the worst-case search.
@@ -27,13 +29,8 @@ from robustmi.mi.bounds import (
 from robustmi.mi.confidence import bootstrap_ci, t_interval
 from robustmi.mi.critics import ConcatCritic, ImageCritic, SeparableCritic, create_critic, list_critics
 from robustmi.mi.dim import DIMObjective, load_dim_objective, save_dim_objective
-from robustmi.mi.estimate import (
-    MIEstimate,
-    estimate_mi,
-    estimate_mi_of,
-    estimate_mi_over_seeds,
-    report_bound_name,
-)
+from robustmi.mi.estimate import MIEstimate, estimate_mi, estimate_mi_over_seeds, report_bound_name
+from robustmi.mi.representation import estimate_mi_of
 from robustmi.mi.worst_case import WorstCase, worst_case_inputs
 
 __all__ = [

@@ -21,23 +21,21 @@ and the smaller, weight-decayed critic below removes most of it.
 
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
-from robustmi.errors import ConfigError, RobustMIError
+from robustmi.errors import ConfigError
 from robustmi.mi.bounds import get_bound
 from robustmi.mi.confidence import bootstrap_ci, holdout_overfit, negative_beyond_ci, t_interval
-from robustmi.mi.critics import create_critic, list_critics
+from robustmi.mi.critic_training import build_critic, evaluate_critic, fit_critic
 
 __all__ = [
     "MIEstimate",
     "default_weight_decay",
     "estimate_mi",
-    "estimate_mi_of",
     "estimate_mi_over_seeds",
     "report_bound_name",
 ]
@@ -158,97 +156,7 @@ def _check_options(steps: int, lr_schedule: str, max_grad_norm: float | None, op
         raise ConfigError(f"weight_decay must be >= 0, got {opts['weight_decay']}")
 
 
-def _build_critic(name: str, x: Tensor, z: Tensor, kwargs: dict[str, Any], seed: int) -> nn.Module:
-    """Create the critic with sizes inferred from x (N, ...) and z (N, D), initialised from ``seed``."""
-    if name not in list_critics():
-        raise ConfigError(f"unknown critic {name!r}; choose one of {', '.join(list_critics())}")
-    if name == "image":
-        if x.dim() != 4:
-            raise ConfigError(f"critic 'image' needs images x (N, C, H, W), got {tuple(x.shape)}")
-        sizes = {"in_chans": x.shape[1], "z_dim": z.shape[1]}
-    else:
-        sizes = {"x_dim": x[0].numel(), "z_dim": z.shape[1]}
-    # fork_rng: seed the initialisation without disturbing the caller's global RNG state.
-    with torch.random.fork_rng(devices=[x.device] if x.device.type == "cuda" else []):
-        torch.manual_seed(seed)
-        critic = create_critic(name, **{**sizes, **kwargs})
-    return critic.to(x.device)
-
-
-def _batches(n: int, batch_size: int, steps: int, generator: torch.Generator) -> list[Tensor]:
-    """``steps`` index batches: consecutive slices of reshuffled epochs (sampling without replacement)."""
-    out: list[Tensor] = []
-    while len(out) < steps:
-        perm = torch.randperm(n, generator=generator)
-        out += [perm[k : k + batch_size] for k in range(0, n - batch_size + 1, batch_size)]
-    return out[:steps]
-
-
-@torch.no_grad()
-def _evaluate(critic: nn.Module, x: Tensor, z: Tensor, batch_size: int, report: str) -> list[float]:
-    """Reported bound on consecutive held-out batches (the remainder smaller than batch_size is dropped)."""
-    bound = get_bound(report)
-    was_training = critic.training
-    critic.eval()  # frozen critic: BatchNorm uses its running statistics, so batches do not interact
-    values = [
-        float(bound(critic(x[k : k + batch_size], z[k : k + batch_size])))
-        for k in range(0, x.shape[0] - batch_size + 1, batch_size)
-    ]
-    critic.train(was_training)
-    return values
-
-
-def _train(critic: nn.Module, data: dict[str, Tensor], cfg: dict[str, Any]) -> dict[str, Any]:
-    """Maximise the bound over training minibatches; with ``selection="best"`` keep the best validation step.
-
-    The untrained critic (step 0) is a candidate too: on independent data nothing beats it, and its DV
-    estimate is ~0. Returns the per-step objective values, the validation curve and the selected step; the
-    critic is left holding the selected weights.
-    """
-    bound = get_bound(cfg["estimator"])
-    groups = getattr(critic, "param_groups", None)  # a critic may exempt parameters from decay
-    params = groups(cfg["weight_decay"]) if callable(groups) else critic.parameters()
-    opt = torch.optim.AdamW(params, lr=cfg["lr"], weight_decay=cfg["weight_decay"])
-    sched = None
-    if cfg["lr_schedule"] == "cosine":  # anneal to 0: the final critic is not jittered by the last steps
-        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg["steps"])
-    gen = torch.Generator().manual_seed(cfg["seed"])
-    select = cfg["selection"] == "best"
-    out: dict[str, Any] = {"curve": [], "val_steps": [], "val_curve": [], "best_step": cfg["steps"]}
-    best_value, best_state = float("-inf"), None
-
-    def validate(step: int) -> None:
-        nonlocal best_value, best_state
-        vals = _evaluate(critic, data["x_val"], data["z_val"], cfg["batch_size"], cfg["report"])
-        value = sum(vals) / len(vals)
-        out["val_steps"].append(step)
-        out["val_curve"].append(value)
-        if value > best_value:  # copy, not reference: the optimiser keeps changing the live weights
-            best_value, best_state, out["best_step"] = value, copy.deepcopy(critic.state_dict()), step
-
-    critic.train()
-    if select:
-        validate(0)
-    batches = _batches(data["x"].shape[0], cfg["batch_size"], cfg["steps"], gen)
-    for step, idx in enumerate(batches, start=1):
-        idx = idx.to(data["x"].device)
-        objective = bound(critic(data["x"][idx], data["z"][idx]))
-        opt.zero_grad(set_to_none=True)
-        (-objective).backward()
-        if cfg["max_grad_norm"] is not None:  # a rare huge exp(T) term must not wreck Adam's moments
-            torch.nn.utils.clip_grad_norm_(critic.parameters(), cfg["max_grad_norm"])
-        opt.step()
-        if sched is not None:
-            sched.step()
-        out["curve"].append(float(objective.detach()))
-        if select and (step % cfg["eval_every"] == 0 or step == cfg["steps"]):
-            validate(step)
-    if select and best_state is not None:
-        critic.load_state_dict(best_state)
-    return out
-
-
-def _not_converged(curve: list[float]) -> bool:
+def not_converged(curve: list[float]) -> bool:
     """True when the training objective still rises over the last quarter of the steps.
 
     A least-squares line through the last quarter of ``curve``; flagged when its rise over that quarter
@@ -264,7 +172,7 @@ def _not_converged(curve: list[float]) -> bool:
 
 def _flags(est: MIEstimate) -> list[str]:
     """The sanity flags of one estimate (see :class:`MIEstimate`)."""
-    flags = ["not_converged"] if _not_converged(est.train_curve) else []
+    flags = ["not_converged"] if not_converged(est.train_curve) else []
     if negative_beyond_ci(est.ci):
         flags.append("negative_mi")
     if est.val_curve and est.ci is not None:
@@ -365,14 +273,14 @@ def estimate_mi(
         opts["weight_decay"] = default_weight_decay(critic, x[0].numel(), z.shape[1], n_train)
     _check_options(steps, lr_schedule, max_grad_norm, opts)
     kwargs = {**defaults, **(critic_kwargs or {})}
-    net = _build_critic(critic, x, z, kwargs, seed)
+    net = build_critic(critic, x, z, kwargs, seed)
     perm = torch.randperm(x.shape[0], generator=torch.Generator().manual_seed(seed)).to(x.device)
     train_idx, val_idx, test_idx = perm[:n_train], perm[n_train : n_train + n_part], perm[n_train:][-n_part:]
     cfg = {"estimator": estimator, "report": report, "lr": lr, "lr_schedule": lr_schedule, "seed": seed,
            "batch_size": batch_size, "steps": steps, "max_grad_norm": max_grad_norm, **opts}  # fmt: skip
     data = {"x": x[train_idx], "z": z[train_idx], "x_val": x[val_idx], "z_val": z[val_idx]}
-    trained = _train(net, data, cfg)
-    values = _evaluate(net, x[test_idx], z[test_idx], batch_size, report)
+    trained = fit_critic(net, data, cfg)
+    values = evaluate_critic(net, x[test_idx], z[test_idx], batch_size, report)
     settings = {
         "estimator": estimator, "critic": critic, "critic_kwargs": kwargs, "steps": steps,
         "batch_size": batch_size, "lr": lr, "lr_schedule": lr_schedule, "seed": seed, "holdout": holdout,
@@ -427,70 +335,3 @@ def estimate_mi_over_seeds(x: Tensor, z: Tensor, seeds: int | list[int] = 3, **k
         sum(values) / len(values), first.train_curve, settings, first.holdout_values, flags, ci, level,
         first.best_step, first.val_steps, first.val_curve, values,
     )  # fmt: skip
-
-
-def _features(encoder: nn.Module, images: Tensor, layer: str | None, batch_size: int) -> Tensor:
-    """Representations of ``images`` (N, C, H, W) -> (N, ...), encoder in eval mode, no gradients."""
-    was_training = encoder.training
-    encoder.eval()  # representation as deployed: BatchNorm running stats, no dropout
-    device = next((p.device for p in encoder.parameters()), images.device)
-    chunks = []
-    try:
-        with torch.no_grad():  # the encoder is only read, never trained, here
-            for k in range(0, images.shape[0], batch_size):
-                xb = images[k : k + batch_size].to(device)
-                if layer is None:
-                    chunks.append(encoder.forward_features(xb))
-                else:
-                    from robustmi.models import extract_layer  # lazy: models sits beside mi in the core layer
-
-                    chunks.append(extract_layer(encoder, xb, layer))
-    finally:
-        encoder.train(was_training)
-    return torch.cat(chunks)
-
-
-def estimate_mi_of(
-    encoder: nn.Module,
-    dataset: Any,
-    layer: str | None = None,
-    limit: int | None = None,
-    critic: str = "image",
-    **kwargs: Any,
-) -> MIEstimate:
-    """Estimate I(X; g(X)) of an encoder's representation on a dataset ("normal-case MI", PAPER.md §3).
-
-    Computes z = ``encoder.forward_features(x)`` (or the output of the named ``layer`` via
-    :func:`robustmi.models.extract_layer`) with the encoder in eval mode and without gradients, then calls
-    :func:`estimate_mi` with x the images (by default with the paper's image critic).
-
-    Args:
-        encoder: a model following the robustmi interface (``forward_features``); its mode is restored
-            afterwards.
-        dataset: a :class:`robustmi.data.Dataset` (its ``images``, (N, C, H, W) in [0, 1]) or an image tensor.
-        layer: optional layer name to tap instead of the representation (e.g. a conv layer for per-neuron
-            studies).
-        limit: use only the first ``limit`` images.
-        critic: critic name passed to :func:`estimate_mi` (default ``"image"``).
-        **kwargs: further :func:`estimate_mi` arguments (estimator, steps, batch_size, lr, seed, holdout,
-            critic_kwargs).
-
-    Returns:
-        :class:`MIEstimate`; ``settings`` also records ``layer``, ``limit`` and the encoder class.
-
-    Raises:
-        RobustMIError: as :func:`estimate_mi`, a dataset without images, or an unknown layer (ModelError).
-    """
-    images = dataset.images if hasattr(dataset, "images") else dataset
-    if not torch.is_tensor(images) or images.dim() != 4:
-        raise ConfigError("dataset must be a robustmi.data.Dataset or an image tensor (N, C, H, W)")
-    if limit is not None:
-        if limit < 1:
-            raise ConfigError(f"limit must be a positive number of images, got {limit}")
-        images = images[:limit]
-    z = _features(encoder, images, layer, batch_size=256)
-    if not torch.isfinite(z).all():
-        raise RobustMIError("the encoder produced NaN/inf features; check the model weights and inputs")
-    est = estimate_mi(images.to(z.device), z, critic=critic, **kwargs)
-    est.settings.update(layer=layer, limit=limit, encoder=type(encoder).__name__)
-    return est
