@@ -35,12 +35,11 @@ def _settings(model: str, config: Path | None, options: dict, overrides: list[st
     key=value."""
     from robustmi.attacks.evaluation_run import EvaluationConfig
     from robustmi.runs.config import read_yaml_mapping
-    from robustmi.runs.run_config import layered_config, read_run_config, run_dataset
+    from robustmi.runs.run_config import layered_config, run_defaults
 
     user = read_yaml_mapping(config) if config is not None else {}
     given = {key: value for key, value in options.items() if value is not None}
-    found = {"dataset": run_dataset(model), "data_dir": read_run_config(model).get("data_dir")}
-    run = {key: value for key, value in found.items() if value is not None}
+    run = run_defaults(model)
     if not (given.get("dataset") or user.get("dataset") or run.get("dataset")
             or any(item.startswith("dataset=") for item in overrides)):
         raise ConfigError("no dataset: pass --dataset (only run folders record their dataset)")

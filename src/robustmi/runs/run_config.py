@@ -2,7 +2,8 @@
 
 - :func:`read_run_config`: the mapping in ``RUN/config.yaml`` (``{}`` for anything that is not a run folder),
   e.g. so that ``evaluate --model RUN`` and ``vulnerability --model RUN`` default to the run's dataset.
-- :func:`run_dataset`: the dataset a run folder was trained or measured on.
+- :func:`run_dataset`: the dataset a run folder was trained or measured on; :func:`run_defaults`: what a
+  command measuring a run folder's model takes from it (dataset, data_dir).
 - :func:`config_differences`: ``key: saved -> wanted`` for every setting two configs disagree on; a resumed
   run (:meth:`robustmi.runs.RunDir.require_same_config`) and a cached experiment step refuse to continue
   work that was started with other settings, naming the differences.
@@ -51,6 +52,13 @@ def run_dataset(folder: str | Path) -> str | None:
     if not isinstance(found, str) and isinstance(data.get("config"), dict):
         found = data["config"].get("dataset")
     return found if isinstance(found, str) and found else None
+
+
+def run_defaults(model: str | Path) -> dict[str, Any]:
+    """What a command measuring the model in run folder ``model`` takes from it by default: its
+    ``dataset`` and ``data_dir`` where recorded (``{}`` when ``model`` is not a run folder)."""
+    found = {"dataset": run_dataset(model), "data_dir": read_run_config(model).get("data_dir")}
+    return {key: value for key, value in found.items() if value is not None}
 
 
 def config_differences(saved: Any, wanted: Any, ignore: Collection[str] = (), prefix: str = "") -> list[str]:

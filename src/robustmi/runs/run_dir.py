@@ -8,7 +8,7 @@ RUN/checkpoints/       training state (last.pt + last.json) for --resume
 RUN/.lock              the pid of the process writing the folder (an flock held while it runs)
 ```
 
-A folder holding a finished run (``results.json``) or a resumable one (``checkpoints/last.pt``) is never
+A folder holding a finished run (``results.json``) or a resumable one (any ``checkpoints/*.pt``) is never
 overwritten: without ``resume=True`` :class:`RunDir` refuses it. One process writes a folder at a time: the
 writer holds an exclusive ``flock`` on ``RUN/.lock`` (released by the kernel when it exits, however it dies,
 so a dead process never leaves a stale lock); a second writer is refused, naming the holder's pid. When
@@ -93,11 +93,16 @@ class RunDir:
             self.metrics_path.unlink(missing_ok=True)  # a fresh run never mixes in a dead run's log
 
     def _refuse_existing_run(self) -> None:
-        for name, what in (("results.json", "a finished run"), ("checkpoints/last.pt", "an unfinished run")):
-            if (self.path / name).exists():
-                raise CheckpointError(f"run folder {str(self.path)!r} already holds {what} ({name}); "
-                                      f"pass --resume to continue it or choose another --out "
-                                      f"(nothing was changed)")
+        saved = sorted(self.checkpoint_dir.glob("*.pt"), key=lambda p: (p.name != "last.pt", p.name)) \
+            if self.checkpoint_dir.is_dir() else []
+        if self.results_path.exists():
+            name, what = "results.json", "a finished run"
+        elif saved:  # any saved state: training's last.pt, a measurement's critics
+            name, what = f"checkpoints/{saved[0].name}", "an unfinished run"
+        else:
+            return
+        raise CheckpointError(f"run folder {str(self.path)!r} already holds {what} ({name}); pass --resume "
+                              f"to continue it or choose another --out (nothing was changed)")
 
     def close(self) -> None:
         """Release the folder's lock (also released when the process exits)."""
