@@ -8,7 +8,7 @@ import yaml
 
 from robustmi.errors import CheckpointError, ConfigError
 from robustmi.runs import RunDir, save_checkpoint
-from robustmi.runs.measurement import measurement_run
+from robustmi.runs.measurement import finished_results, measurement_run
 from robustmi.runs.run_config import (
     config_differences,
     layered_config,
@@ -87,3 +87,13 @@ def test_measurement_run_removes_a_folder_whose_start_failed(tmp_path: Path) -> 
         with measurement_run(out, Measure()):
             raise RuntimeError("the model did not load")
     assert not out.exists()
+
+
+def test_finished_results_are_reused_only_with_the_same_settings(tmp_path: Path) -> None:
+    out = tmp_path / "m"
+    assert finished_results(out, Measure()) is None  # nothing there: measure
+    with measurement_run(out, Measure()) as run:
+        run.write_results({"mi": 1.5})
+    assert finished_results(out, Measure(data_dir="/moved"))["mi"] == 1.5  # where the data lives may change
+    with pytest.raises(ConfigError, match=r"other settings \(epochs: 1 -> 2\)"):
+        finished_results(out, Measure(epochs=2))

@@ -6,6 +6,7 @@ A measurement writes the same folder a training run does (``robustmi.runs.run_di
 another run (unless resuming) or in use by another process, refuses to resume a run started with other
 settings (naming them), writes the resolved config (when resuming, only once the run really continues),
 removes a folder it created if the start fails, and releases the folder's lock at the end.
+:func:`finished_results` lets a study reuse a finished measurement instead of computing it again.
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from robustmi.runs.run_dir import RunDir
+from robustmi.runs.run_config import require_same_settings
+from robustmi.runs.run_dir import RunDir, read_results
 
 # where the data lives is not part of what a measurement computes
 LOCATION_KEYS = ("data_dir",)
@@ -51,3 +53,20 @@ def measurement_run(out: str | Path, cfg: Any, *, resume: bool = False,
         raise
     finally:
         run.close()
+
+
+def finished_results(out: str | Path, cfg: Any, may_change: Collection[str] = LOCATION_KEYS) -> dict | None:
+    """The results.json of the finished measurement in ``out``, if it was computed with ``cfg``.
+
+    Returns:
+        The results, or None when ``out`` holds no finished run (then measure, with ``resume=True`` to
+        continue an interrupted one).
+
+    Raises:
+        ConfigError: ``out`` holds a run with other settings (names them).
+        CheckpointError: its results.json is unreadable.
+    """
+    results = read_results(out)
+    if results is not None:
+        require_same_settings(out, cfg, may_change)
+    return results

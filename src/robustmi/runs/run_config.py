@@ -4,9 +4,9 @@
   e.g. so that ``evaluate --model RUN`` and ``vulnerability --model RUN`` default to the run's dataset.
 - :func:`run_dataset`: the dataset a run folder was trained or measured on; :func:`run_defaults`: what a
   command measuring a run folder's model takes from it (dataset, data_dir).
-- :func:`config_differences`: ``key: saved -> wanted`` for every setting two configs disagree on; a resumed
-  run (:meth:`robustmi.runs.RunDir.require_same_config`) and a cached experiment step refuse to continue
-  work that was started with other settings, naming the differences.
+- :func:`config_differences`: ``key: saved -> wanted`` for every setting two configs disagree on;
+  :func:`require_same_settings` refuses to continue (``--resume``) or reuse a run that was started with other
+  settings, naming the differences.
 - :func:`layered_config`: a config built from layers of mappings (preset, ``--config`` YAML, command options),
   then ``key=value`` overrides; sections merge key by key, later layers winning.
 """
@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 import yaml
 
 from robustmi.errors import ConfigError
-from robustmi.runs.config import apply_override, config_from_dict
+from robustmi.runs.config import apply_override, config_from_dict, config_to_dict
 
 T = TypeVar("T")
 
@@ -82,10 +82,25 @@ def config_differences(saved: Any, wanted: Any, ignore: Collection[str] = (), pr
     return [] if saved == wanted else [f"{prefix}: {saved!r} -> {wanted!r}"]
 
 
-def describe_differences(found: Sequence[str], most: int = 4) -> str:
-    """The first ``most`` differences joined on one line, with a count of the rest."""
-    more = f"; and {len(found) - most} more" if len(found) > most else ""
-    return "; ".join(found[:most]) + more
+def require_same_settings(folder: str | Path, cfg: Any, may_change: Collection[str] = ()) -> None:
+    """Refuse to continue or reuse the run in ``folder`` when its config.yaml holds other settings than
+    ``cfg`` (no config.yaml: nothing to compare).
+
+    Args:
+        folder: the run folder.
+        cfg: the config (dataclass or mapping) of the run about to continue or reuse it.
+        may_change: keys that may differ (where the data lives, budgets that may grow).
+
+    Raises:
+        ConfigError: a setting differs; the message names the first differences and the fix.
+    """
+    if not (Path(folder) / "config.yaml").is_file():
+        return
+    found = config_differences(read_run_config(folder), config_to_dict(cfg), may_change)
+    if found:
+        shown = "; ".join(found[:4]) + (f"; and {len(found) - 4} more" if len(found) > 4 else "")
+        raise ConfigError(f"run folder {str(folder)!r} was started with other settings ({shown}); resume "
+                          f"with the same settings, or choose another --out (nothing was changed)")
 
 
 def layered_config(cls: type[T], layers: Sequence[Mapping[str, Any]], overrides: Sequence[str] = ()) -> T:

@@ -30,11 +30,11 @@ from collections.abc import Callable, Collection, Sequence
 from pathlib import Path
 from typing import Any
 
-from robustmi.errors import CheckpointError, ConfigError
+from robustmi.errors import CheckpointError
 from robustmi.runs._atomic import atomic_write_text, current_umask
 from robustmi.runs.config import config_to_dict, load_config, save_config_yaml
 from robustmi.runs.environment import environment_info, is_main_process
-from robustmi.runs.run_config import config_differences, describe_differences, read_run_config
+from robustmi.runs.run_config import require_same_settings
 
 LOCK_FILE = ".lock"
 
@@ -148,22 +148,9 @@ class RunDir:
         return load_config(cls, self.config_path) if self.config_path.is_file() else None
 
     def require_same_config(self, cfg: Any, may_change: Collection[str] = ()) -> None:
-        """Refuse to continue a run whose config.yaml holds other settings than ``cfg``.
-
-        Args:
-            cfg: the config of the run about to resume it.
-            may_change: keys that may differ (where the data lives, budgets that may grow).
-
-        Raises:
-            ConfigError: a setting differs; the message names the differences and the fix.
-        """
-        if not self.config_path.is_file():
-            return
-        found = config_differences(read_run_config(self.path), config_to_dict(cfg), may_change)
-        if found:
-            raise ConfigError(f"run folder {str(self.path)!r} was started with other settings "
-                              f"({describe_differences(found)}); resume with the same settings, or choose "
-                              f"another --out (nothing was changed)")
+        """Refuse to continue a run whose config.yaml holds other settings than ``cfg`` (ConfigError naming
+        them); keys in ``may_change`` may differ (``robustmi.runs.run_config.require_same_settings``)."""
+        require_same_settings(self.path, cfg, may_change)
 
     def log_metrics(self, record: dict[str, Any]) -> None:
         """Append ``record`` as one JSON line to ``metrics.jsonl`` and flush it.
@@ -219,16 +206,25 @@ class RunDir:
 
     def read_results(self) -> dict[str, Any] | None:
         """The contents of ``results.json``, or ``None`` if the run has not finished."""
-        if not self.results_path.is_file():
-            return None
-        try:
-            return json.loads(self.results_path.read_text(encoding="utf-8"))
-        except ValueError as error:
-            raise CheckpointError(f"{str(self.results_path)!r} is not valid JSON ({error}); "
-                                  f"delete it and re-run") from None
+        return read_results(self.path)
 
     def __repr__(self) -> str:
         return f"RunDir({str(self.path)!r}, resume={self.resume})"
+
+
+def read_results(folder: str | Path) -> dict[str, Any] | None:
+    """The contents of ``folder/results.json``, or ``None`` if the run there has not finished.
+
+    Raises:
+        CheckpointError: the file is not valid JSON (names it and the fix).
+    """
+    path = Path(folder) / "results.json"
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except ValueError as error:
+        raise CheckpointError(f"{str(path)!r} is not valid JSON ({error}); delete it and re-run") from None
 
 
 def _json_default(value: Any) -> Any:
