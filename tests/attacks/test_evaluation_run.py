@@ -37,10 +37,14 @@ def test_state_saved_after_a_batch_resumes_to_the_same_results(mnist_model, mnis
 
 
 def test_state_of_another_limit_is_refused(mnist_model, mnist_test) -> None:
-    saved = RobustnessEvaluation(mnist_model, mnist_test.subset(8), ["paper"]).state_dict()
+    first = RobustnessEvaluation(mnist_model, mnist_test.subset(8), ["paper"], batch_size=4)
+    first.step()
+    saved = first.state_dict()
     other = RobustnessEvaluation(mnist_model, mnist_test.subset(12), ["paper"])
     with pytest.raises(CheckpointError, match="covers 8 points, this one 12; resume with the same limit"):
         other.load_state_dict(saved)
+    with pytest.raises(CheckpointError, match="belongs to other attacks or points"):
+        RobustnessEvaluation(mnist_model, mnist_test.subset(8), ["pgd20"]).load_state_dict(saved)
 
 
 def test_run_evaluation_writes_a_run_folder(mnist_model, mnist_test, tmp_path) -> None:

@@ -237,6 +237,11 @@ def test_resume_with_other_settings_is_refused(tmp_path, monkeypatch, capsys) ->
         err = _fail(argv + change + ["--resume"], capsys)
         assert "other settings" in err and needle in err and "choose another --out" in err
     assert (out / "config.yaml").read_bytes() == saved and (out / "metrics.jsonl").read_bytes() == metrics
+    state = out / "checkpoints" / "last.pt"
+    good = state.read_bytes()
+    state.write_bytes(good[: len(good) // 2])  # a state cut short (e.g. a full disk)
+    assert "truncated or corrupt" in _fail(argv + ["--resume"], capsys)
+    state.write_bytes(good)
     assert _run(argv + ["--resume", "--data-dir", str(tmp_path)]) == 0  # where the data lives may change
     assert json.loads((out / "results.json").read_text())["resumed_at_batch"] == 1
     capsys.readouterr()

@@ -27,7 +27,7 @@ from robustmi.attacks.pgd import PGDResult, pgd_with_trace
 from robustmi.attacks.presets import AttackConfig, get_attack_preset
 from robustmi.attacks.tally import Tally, attack_settings, summarise
 from robustmi.attacks.threat import get_threat
-from robustmi.errors import AttackError
+from robustmi.errors import AttackError, CheckpointError
 
 
 @dataclass
@@ -262,7 +262,19 @@ class RobustnessEvaluation:
         return {"done": self.done, "generator": self.generator.get_state(), "tally": self.tally.state_dict()}
 
     def load_state_dict(self, state: dict) -> None:
-        """Continue from :meth:`state_dict` of an evaluation with the same model, data and settings."""
+        """Continue from :meth:`state_dict` of an evaluation with the same model, data and settings.
+
+        Raises:
+            CheckpointError: the state belongs to an evaluation of other attacks or points.
+        """
+        try:
+            attacks = set(state["tally"]["broken"])
+            fits = attacks <= {cfg.name for cfg in self.configs} and 0 <= int(state["done"]) <= self.tally.num
+        except (KeyError, TypeError, ValueError):
+            fits = False
+        if not fits:
+            raise CheckpointError("the saved evaluation state belongs to other attacks or points; resume "
+                                  "with the same settings, or choose another --out")
         self.tally.load_state_dict(state["tally"])
         self.generator.set_state(state["generator"])
         self.done = int(state["done"])
