@@ -8,7 +8,14 @@ import pytest
 import yaml
 
 from robustmi.errors import ConfigError
-from robustmi.experiments.runner import RunSpec, differences, measure_vulnerability, run_one
+from robustmi.experiments.runner import (
+    RunSpec,
+    check_overrides,
+    differences,
+    measure_vulnerability,
+    run_in_processes,
+    run_one,
+)
 from robustmi.runs import config_to_dict
 from robustmi.training import get_preset
 
@@ -66,3 +73,27 @@ def test_cached_vulnerability_must_match(tmp_path):
 def test_differences_ignore_where_the_data_is():
     assert differences({"data_dir": "/a", "lr": [1, 2]}, {"data_dir": "/b", "lr": (1, 2)}) == []
     assert differences({"a": {"b": 1}}, {"a": {"b": 2, "c": 3}}) == ["a.b: 1 -> 2", "a.c: '<unset>' -> 3"]
+
+
+def test_overrides_reach_only_the_runs_that_have_the_key():
+    from robustmi.experiments.runner import run_config
+
+    overrides = ["critic_width=32", "val_size=100", "attack.eps=0.2"]
+    check_overrides(overrides, ("encoder", "probe"))
+    encoder = run_config("encoder", "smoke", dataset="mnist", fields={"seed": 3}, overrides=overrides)
+    probe = run_config("probe", "smoke", dataset="mnist", fields={"encoder": "x"}, overrides=overrides)
+    assert (encoder.critic_width, encoder.attack.eps, encoder.seed) == (32, 0.2, 3)
+    assert (probe.val_size, probe.attack.eps) == (100, 0.2)
+
+
+@pytest.mark.parametrize("override", ["critic_width=32", "no_such_key=1", "novalue"])
+def test_an_override_no_run_has_is_refused(override):
+    with pytest.raises(ConfigError, match="override"):
+        check_overrides([override], ("supervised",))
+
+
+def test_runs_in_processes_match_runs_in_order():
+    import operator
+
+    calls = [(operator.mul, (x, x)) for x in range(3)]  # (spawned workers import the function by name)
+    assert run_in_processes(calls, 2) == run_in_processes(calls, 1) == [0, 1, 4]

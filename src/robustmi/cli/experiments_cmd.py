@@ -8,6 +8,9 @@ import typer
 
 from robustmi.errors import ConfigError
 
+_OVERRIDES = typer.Argument(
+    None, help="key=value settings for every run that has the key, e.g. num_threads=1 lr=1e-4."
+)
 _TARGETS = ("mnist-table", "fashion-mnist-table", "cifar10-table", "svhn-table", "rv-vs-gap",
             "fidelity-ablation")
 
@@ -17,6 +20,7 @@ def demo(
     data_dir: str | None = typer.Option(None, "--data-dir", help="Folder with the MNIST files."),
     scale: float = typer.Option(1.0, "--scale", help="Multiplies every step budget (0.1: quick)."),
     seed: int = typer.Option(0, "--seed", help="Seeds every run (same seed: same numbers on any load)."),
+    overrides: list[str] = _OVERRIDES,
 ) -> None:
     """Real-MNIST study of the paper's claims (fixed work, ~40 min on 2 cores) -> OUT/report.md."""
     if not scale > 0:
@@ -25,7 +29,7 @@ def demo(
         raise ConfigError(f"--seed {seed} must be >= 0")
     from robustmi.experiments.demo import run_demo
 
-    run_demo(out, data_dir=data_dir, scale=scale, seed=seed)
+    run_demo(out, data_dir=data_dir, scale=scale, seed=seed, overrides=overrides or [])
 
 
 def reproduce(
@@ -42,6 +46,8 @@ def reproduce(
     seed: int = typer.Option(
         None, "--seed", help="fidelity-ablation: run only this seed (seeds can run in parallel processes)."
     ),
+    jobs: int = typer.Option(1, "--jobs", help="Tables: trials trained at once, one process each."),
+    overrides: list[str] = _OVERRIDES,
 ) -> None:
     """Run a paper experiment end to end and write report.md, report.html and results.json."""
     if target not in _TARGETS:
@@ -50,15 +56,16 @@ def reproduce(
         from robustmi.experiments.ablation import reproduce_fidelity_ablation
 
         reproduce_fidelity_ablation(budget, out, trials=trials, only_seed=seed, dataset=dataset,
-                                    data_dir=data_dir)
+                                    data_dir=data_dir, overrides=overrides or [])
     elif target == "rv-vs-gap":
         from robustmi.experiments.rv_vs_gap import reproduce_rv_vs_gap
 
-        reproduce_rv_vs_gap(budget, out, dataset=dataset, data_dir=data_dir)
+        reproduce_rv_vs_gap(budget, out, dataset=dataset, data_dir=data_dir, overrides=overrides or [])
     else:
         from robustmi.experiments.table import reproduce_table
 
-        reproduce_table(target, budget, out, trials=trials, data_dir=data_dir)
+        reproduce_table(target, budget, out, trials=trials, jobs=jobs, data_dir=data_dir,
+                        overrides=overrides or [])
     typer.echo(f"report: {out / 'report.md'}")
 
 

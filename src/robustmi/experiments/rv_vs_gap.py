@@ -19,7 +19,7 @@ from typing import Any
 from robustmi.errors import ConfigError
 from robustmi.experiments.plots import plot_scatter
 from robustmi.experiments.report import Report
-from robustmi.experiments.runner import RunSpec, measure_vulnerability, run_one
+from robustmi.experiments.runner import RunSpec, check_overrides, measure_vulnerability, run_config, run_one
 from robustmi.experiments.table import BUDGETS
 from robustmi.runs._atomic import atomic_write_text
 from robustmi.runs.environment import environment_info
@@ -94,24 +94,15 @@ def _model_specs(budget: str, dataset: str) -> list[tuple[RunSpec, float | None]
     return specs
 
 
-def _supervised_config(spec: RunSpec, eps: float | None, budget: str, dataset: str, data_dir: str | None):
-    from robustmi.training import get_preset
-
-    overrides: list[str] = []
+def _supervised_config(spec: RunSpec, eps: float | None, budget: str, dataset: str, data_dir: str | None,
+                       overrides: Sequence[str]):
+    threat: list[str] = []
     fields = dict(spec.fields, data_dir=data_dir)
     if eps is not None:
-        attack = get_preset("supervised", budget, dataset=dataset).attack
+        attack = run_config("supervised", budget, dataset=dataset, fields={}).attack
         scale = eps / attack.eps  # keep the paper's steps; scale the step size with ε
-        overrides = [f"attack.eps={eps}", f"attack.step_size={attack.step_size * scale}"]
-    from robustmi.training import build_config
-
-    return build_config(
-        "supervised",
-        budget,
-        dataset=dataset,
-        fields={k: v for k, v in fields.items() if v is not None},
-        overrides=overrides,
-    )
+        threat = [f"attack.eps={eps}", f"attack.step_size={attack.step_size * scale}"]
+    return run_config("supervised", budget, dataset=dataset, fields=fields, overrides=[*threat, *overrides])
 
 
 def measure_model(
@@ -132,18 +123,20 @@ def reproduce_rv_vs_gap(
     dataset: str = "mnist",
     data_dir: str | None = None,
     seed: int = 0,
+    overrides: Sequence[str] = (),
     log: Callable[[str], None] = print,
 ) -> list[ModelPoint]:
     """Train/collect the models, measure them, and write report.md/.html, results.json and both figures."""
     if budget not in BUDGETS:
         raise ConfigError(f"unknown budget {budget!r}; choose one of: {', '.join(BUDGETS)}")
+    check_overrides(overrides, ("supervised",))
     out = Path(out_dir)
     started = time.monotonic()
     points = []
     for spec, eps in _model_specs(budget, dataset):
         run_dir = out / "runs" / spec.name
         log(f"[rv-vs-gap] {spec.name}: training")
-        trained = run_one(spec, _supervised_config(spec, eps, budget, dataset, data_dir), run_dir)
+        trained = run_one(spec, _supervised_config(spec, eps, budget, dataset, data_dir, overrides), run_dir)
         log(f"[rv-vs-gap] {spec.name}: vulnerability of the logit layer")
         vuln = measure_model(run_dir, budget, dataset, data_dir, seed)
         points.append(
