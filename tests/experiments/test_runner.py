@@ -11,7 +11,6 @@ from robustmi.errors import ConfigError
 from robustmi.experiments.runner import (
     RunSpec,
     check_overrides,
-    differences,
     measure_vulnerability,
     run_in_processes,
     run_one,
@@ -61,18 +60,27 @@ def test_results_without_settings_are_refused(tmp_path):
         run_one(SPEC, get_preset("supervised", "smoke"), tmp_path / "sup")
 
 
-def test_cached_vulnerability_must_match(tmp_path):
+def test_finished_vulnerability_run_is_reused_only_with_the_same_settings(tmp_path):
+    from robustmi.runs.config import config_from_dict
+    from robustmi.vulnerability.vulnerability_run import VulnerabilityRunConfig
+
     settings = {"epochs": 1, "attack": {"eps": 0.3}}
-    payload = {"vulnerability": 0.1, "requested": {"dataset": "mnist", **settings}}
-    (tmp_path / "vulnerability.json").write_text(json.dumps(payload))
+    cfg = config_from_dict(VulnerabilityRunConfig,
+                           {**settings, "model": str(tmp_path), "dataset": "mnist", "data_dir": None})
+    (tmp_path / "vulnerability").mkdir()
+    (tmp_path / "vulnerability" / "config.yaml").write_text(yaml.safe_dump(config_to_dict(cfg)))
+    (tmp_path / "vulnerability" / "results.json").write_text(json.dumps({"vulnerability": 0.1}))
     assert measure_vulnerability(tmp_path, "mnist", None, settings)["vulnerability"] == 0.1
+    assert measure_vulnerability(tmp_path, "mnist", "/elsewhere", settings)["vulnerability"] == 0.1
     with pytest.raises(ConfigError, match=r"epochs: 1 -> 5"):
         measure_vulnerability(tmp_path, "mnist", None, {**settings, "epochs": 5})
 
 
-def test_differences_ignore_where_the_data_is():
-    assert differences({"data_dir": "/a", "lr": [1, 2]}, {"data_dir": "/b", "lr": (1, 2)}) == []
-    assert differences({"a": {"b": 1}}, {"a": {"b": 2, "c": 3}}) == ["a.b: 1 -> 2", "a.c: '<unset>' -> 3"]
+def test_a_finished_run_elsewhere_on_disk_is_reused(tmp_path):
+    cfg = get_preset("supervised", "smoke")
+    _finished(tmp_path / "sup", cfg)
+    moved = get_preset("supervised", "smoke", data_dir="/elsewhere", num_threads=1)
+    assert run_one(SPEC, moved, tmp_path / "sup")["kind"] == "supervised"
 
 
 def test_overrides_reach_only_the_runs_that_have_the_key():

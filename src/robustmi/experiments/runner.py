@@ -9,14 +9,14 @@ refused with a ConfigError naming the differences, never relabelled.
 from __future__ import annotations
 
 import dataclasses
-import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from robustmi.errors import ConfigError
-from robustmi.runs._atomic import atomic_write_text
+from robustmi.runs.run_config import config_differences, read_run_config
+from robustmi.runs.run_dir import read_results
 
 # where the data is and how fast it runs: not part of what a run computed
 _IGNORED_KEYS = frozenset({"data_dir", "num_threads", "tensorboard"})
@@ -99,14 +99,13 @@ def run_one(spec: RunSpec, cfg: Any, run_dir: Path) -> dict[str, Any]:
     from robustmi.training import train_encoder, train_probe, train_supervised
 
     wanted = config_to_dict(cfg)
-    results_path = run_dir / "results.json"
-    if results_path.is_file():
-        results = _read_json(results_path)
-        _require_same(run_dir, results.get("config"), wanted)
+    results = read_results(run_dir)
+    if results is not None:
+        _require_same(run_dir, results.get("config") if isinstance(results, dict) else None, wanted)
         return results
     resume = (run_dir / "checkpoints" / "last.pt").is_file()
     if resume:
-        _require_same(run_dir, _read_yaml(run_dir / "config.yaml"), wanted)
+        _require_same(run_dir, read_run_config(run_dir) or None, wanted)
     train = {"encoder": train_encoder, "probe": train_probe, "supervised": train_supervised}[spec.kind]
     return train(cfg, run_dir, resume=resume)
 
@@ -114,45 +113,25 @@ def run_one(spec: RunSpec, cfg: Any, run_dir: Path) -> dict[str, Any]:
 def measure_vulnerability(
     run_dir: Path, dataset: str, data_dir: str | None, settings: dict[str, Any]
 ) -> dict[str, Any]:
-    """Algorithm 2 on the model in ``run_dir`` (``settings``: VulnerabilityConfig fields), cached in
-    ``run_dir/vulnerability.json``; its critics checkpoint to ``run_dir/vulnerability/`` and resume."""
-    cached = run_dir / "vulnerability.json"
-    requested = json.loads(json.dumps({"dataset": dataset, **settings}))  # as it reads back from JSON
-    if cached.is_file():
-        payload = _read_json(cached)
-        _require_same(cached, payload.get("requested"), requested)
-        return payload
+    """Algorithm 2 on the model in ``run_dir`` (``settings``: VulnerabilityConfig fields) as a vulnerability
+    run in ``run_dir/vulnerability``: a finished one with these settings is read back, an interrupted one
+    resumes from its critic checkpoints, one with other settings is refused."""
+    from robustmi.runs.config import config_from_dict
+    from robustmi.runs.measurement import finished_results
+    from robustmi.vulnerability.vulnerability_run import VulnerabilityRunConfig
+
+    cfg = config_from_dict(VulnerabilityRunConfig,
+                           {**settings, "model": str(run_dir), "dataset": dataset, "data_dir": data_dir})
+    out = run_dir / "vulnerability"
+    done = finished_results(out, cfg)
+    if done is not None:
+        return done
     from robustmi.data import load_dataset
     from robustmi.models import load_model
-    from robustmi.vulnerability import representation_vulnerability
+    from robustmi.vulnerability.vulnerability_run import run_vulnerability
 
-    result = representation_vulnerability(
-        load_model(run_dir),
-        load_dataset(dataset, "train", data_dir),
-        test_dataset=load_dataset(dataset, "test", data_dir),
-        checkpoint_dir=run_dir / "vulnerability",
-        resume=True,  # an interrupted measurement continues from its critic checkpoints
-        progress=False,
-        **settings,
-    )
-    payload = {**result.to_dict(), "requested": requested}
-    atomic_write_text(cached, json.dumps(payload, indent=2) + "\n")
-    return payload
-
-
-def differences(saved: Any, wanted: Any, prefix: str = "") -> list[str]:
-    """``key: saved -> wanted`` for every setting that differs (nested keys dotted; ignored keys skipped)."""
-    if isinstance(saved, dict) and isinstance(wanted, dict):
-        found = []
-        for key in sorted(set(saved) | set(wanted), key=str):
-            if key in _IGNORED_KEYS:
-                continue
-            where = f"{prefix}.{key}" if prefix else str(key)
-            found += differences(saved.get(key, "<unset>"), wanted.get(key, "<unset>"), where)
-        return found
-    if isinstance(saved, (list, tuple)) and isinstance(wanted, (list, tuple)):
-        saved, wanted = list(saved), list(wanted)
-    return [] if saved == wanted else [f"{prefix}: {saved!r} -> {wanted!r}"]
+    return run_vulnerability(load_model(run_dir), load_dataset(dataset, "train", data_dir),
+                             load_dataset(dataset, "test", data_dir), cfg, out, resume=True, progress=False)
 
 
 def _require_same(where: Path, saved: Any, wanted: dict[str, Any]) -> None:
@@ -160,27 +139,8 @@ def _require_same(where: Path, saved: Any, wanted: dict[str, Any]) -> None:
     if not isinstance(saved, dict):
         raise ConfigError(f"{where} holds a result whose settings are not recorded, so it cannot be reused; "
                           f"delete it to recompute, or choose another --out")
-    diff = differences(saved, wanted)
+    diff = config_differences(saved, wanted, _IGNORED_KEYS)
     if diff:
         shown = "; ".join(diff[:4]) + (f"; and {len(diff) - 4} more" if len(diff) > 4 else "")
         raise ConfigError(f"{where} holds a run with other settings ({shown}); choose another --out, "
                           f"or delete it to recompute")
-
-
-def _read_json(path: Path) -> dict[str, Any]:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as error:
-        raise ConfigError(f"{path} is unreadable ({error}); delete it to recompute") from None
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path} does not hold a JSON object; delete it to recompute")
-    return data
-
-
-def _read_yaml(path: Path) -> Any:
-    import yaml
-
-    try:
-        return yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError):
-        return None  # _require_same refuses: settings not recorded

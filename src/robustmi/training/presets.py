@@ -21,8 +21,6 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from robustmi.attacks.presets import paper_attack
 from robustmi.errors import ConfigError
 from robustmi.runs import config_from_dict, config_to_dict
@@ -178,19 +176,9 @@ def _default_dataset(kind: str, user: Mapping[str, Any]) -> str:
 
 def encoder_dataset(encoder: str | Path) -> str | None:
     """The ``dataset`` recorded in an encoder run folder's config.yaml (``None`` if not a run folder)."""
-    path = Path(encoder) / "config.yaml"
-    if not path.is_file():
-        return None
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError:
-        return None
-    found = data.get("dataset") if isinstance(data, dict) else None
-    if isinstance(found, dict):  # a config.yaml that nests the resolved config under "config"
-        found = None
-    if found is None and isinstance(data, dict) and isinstance(data.get("config"), dict):
-        found = data["config"].get("dataset")
-    return str(found) if found else None
+    from robustmi.runs.run_config import run_dataset
+
+    return run_dataset(encoder)
 
 
 def _deep_merge(base: dict[str, Any], update: Mapping[str, Any]) -> dict[str, Any]:
