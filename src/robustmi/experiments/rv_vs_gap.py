@@ -108,7 +108,7 @@ def _supervised_config(spec: RunSpec, eps: float | None, budget: str, dataset: s
 def measure_model(
     run_dir: Path, budget: str, dataset: str, data_dir: str | None, seed: int
 ) -> dict[str, Any]:
-    """Algorithm 2 on the logit layer of the classifier in ``run_dir`` (cached in vulnerability.json)."""
+    """Algorithm 2 on the logit layer of the model in ``run_dir`` (a run in ``run_dir/vulnerability``)."""
     from robustmi.vulnerability import vulnerability_preset
 
     # the preset carries the dataset's paper threat (eps, steps, step size)
