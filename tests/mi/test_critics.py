@@ -20,6 +20,24 @@ def test_separable_critic_scores_every_pair_like_a_loop():
     torch.testing.assert_close(scores, loop, atol=1e-5, rtol=1e-5)
 
 
+def test_quadratic_forms_add_a_term_of_each_variable_alone():
+    """T(x_i, z_j) = f(x_i) . g(z_j) + u(x_i) + v(z_j): zero at initialisation, a quadratic form once set,
+    and (with the linear path and the offset) exempt from weight decay."""
+    torch.manual_seed(0)
+    critic = SeparableCritic(3, 2, hidden=8, embed=4, layers=1, linear=True, quadratic=True)
+    x, z = torch.randn(5, 3), torch.randn(5, 2)
+    assert torch.equal(critic(x, z), torch.zeros(5, 5))
+    with torch.no_grad():
+        critic.x_quadratic.right.weight.copy_(critic.x_quadratic.left.weight)  # u(x) = |L x|^2
+        critic.z_quadratic.right.weight.copy_(-critic.z_quadratic.left.weight)  # v(z) = -|L' z|^2
+    u = (critic.x_quadratic.left(x) ** 2).sum(1)  # (5,)
+    v = -(critic.z_quadratic.left(z) ** 2).sum(1)  # (5,)
+    torch.testing.assert_close(critic(x, z), u[:, None] + v[None, :])
+    decayed, free = critic.param_groups(1.0)
+    assert {id(p) for p in critic.x_quadratic.parameters()} <= {id(p) for p in free["params"]}
+    assert decayed["weight_decay"] == 1.0 and free["weight_decay"] == 0.0
+
+
 def test_concat_critic_scores_every_pair_like_a_loop():
     torch.manual_seed(0)
     critic = ConcatCritic(4, 2, hidden=16)

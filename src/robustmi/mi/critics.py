@@ -22,7 +22,7 @@ from torch import Tensor, nn
 from robustmi.errors import ConfigError
 from robustmi.mi.image_critic import ImageCritic
 
-__all__ = ["ConcatCritic", "ImageCritic", "SeparableCritic", "create_critic", "list_critics"]
+__all__ = ["ConcatCritic", "ImageCritic", "QuadraticForm", "SeparableCritic", "create_critic", "list_critics"]
 
 
 def _mlp(in_dim: int, hidden: int, out_dim: int, layers: int = 2) -> nn.Sequential:
@@ -52,6 +52,24 @@ def _zero_init(layers: list[nn.Module | None]) -> None:
                 nn.init.zeros_(layer.bias)
 
 
+class QuadraticForm(nn.Module):
+    """A learnable quadratic form of one variable, ``u(x) = (L x) . (R x)`` (any symmetric matrix of rank
+    <= ``rank``), starting at 0 (``R`` zero-initialised, as the score layers of :func:`_zero_init`).
+
+    Shapes:
+        forward(x (B, dim)) -> (B,)
+    """
+
+    def __init__(self, dim: int, rank: int) -> None:
+        super().__init__()
+        self.left = nn.Linear(dim, rank, bias=False)
+        self.right = nn.Linear(dim, rank, bias=False)
+        _zero_init([self.right])
+
+    def forward(self, x: Tensor) -> Tensor:
+        return (self.left(x) * self.right(x)).sum(dim=-1)  # (B, rank) * (B, rank) -> (B,)
+
+
 def _check_pair(x: Tensor, z: Tensor, x_dim: int, z_dim: int) -> None:
     """Raise ConfigError unless x is (B, x_dim) and z is (B, z_dim) with the same B."""
     if x.dim() != 2 or z.dim() != 2 or x.shape[1] != x_dim or z.shape[1] != z_dim:
@@ -69,6 +87,10 @@ class SeparableCritic(nn.Module):
     With ``linear=True`` each embedding adds a bias-free linear map of its input, ``f(x) = MLP(x) + A x``
     (likewise g): the score then holds a bilinear term ``x^T A^T B z`` that the MLPs need not learn. Linear
     dependence is found from far fewer pairs that way (estimate_mi's default critic; benchmarks/RESULTS.md).
+    With ``quadratic=True`` the score adds a quadratic form of each variable alone, ``u(x) + v(z)``
+    (:class:`QuadraticForm`): with the bilinear term that is the whole log density ratio of jointly Gaussian
+    variables, which ``f(x) . g(z)`` alone can only approximate (a term of x alone needs a constant component
+    of g).
 
     Args:
         x_dim: size of a flattened x.
@@ -77,6 +99,7 @@ class SeparableCritic(nn.Module):
         embed: size of the shared embedding space of f and g.
         layers: hidden layers per MLP (>= 1).
         linear: add the linear skip path to both embeddings.
+        quadratic: add a quadratic form of each variable alone, ``T = f(x) . g(z) + u(x) + v(z)``.
 
     Shapes:
         forward(x (B, x_dim), z (B, z_dim)) -> scores (B, B), ``scores[i, j] = f(x_i) . g(z_j)``.
@@ -90,6 +113,7 @@ class SeparableCritic(nn.Module):
         embed: int = 128,
         layers: int = 2,
         linear: bool = False,
+        quadratic: bool = False,
     ) -> None:
         super().__init__()
         if layers < 1:
@@ -99,6 +123,8 @@ class SeparableCritic(nn.Module):
         self.g = _mlp(z_dim, hidden, embed, layers)
         self.f_linear = nn.Linear(x_dim, embed, bias=False) if linear else None
         self.g_linear = nn.Linear(z_dim, embed, bias=False) if linear else None
+        self.x_quadratic = QuadraticForm(x_dim, embed) if quadratic else None
+        self.z_quadratic = QuadraticForm(z_dim, embed) if quadratic else None
         _zero_init([self.g[-1], self.g_linear])  # every initial score is 0 (see _zero_init)
         # A free score offset, never decayed: NWJ's optimal critic is 1 + log-ratio, and building that
         # constant from the embeddings' biases (which weight decay shrinks) cost NWJ up to 10 % at 30-d
@@ -106,12 +132,15 @@ class SeparableCritic(nn.Module):
         self.offset = nn.Parameter(torch.zeros(()))
 
     def param_groups(self, weight_decay: float) -> list[dict]:
-        """Optimiser groups: weight decay on the MLPs only, never on the linear skip path.
+        """Optimiser groups: weight decay on the MLPs only, never on the linear skip path, the quadratic
+        forms or the offset.
 
-        The MLPs are what memorise training pairs; the skip path carries linear dependence, whose score scale
-        the NWJ bound needs in absolute terms (decaying it too cost NWJ 15 % at 4 nats, measured).
+        The MLPs are what memorise training pairs; the skip path and the quadratic forms carry the
+        second-order part of the dependence, whose score scale the NWJ bound needs in absolute terms
+        (decaying the skip path too cost NWJ 15 % at 4 nats, measured).
         """
-        skip = [p for m in (self.f_linear, self.g_linear) if m is not None for p in m.parameters()]
+        paths = (self.f_linear, self.g_linear, self.x_quadratic, self.z_quadratic)
+        skip = [p for m in paths if m is not None for p in m.parameters()]
         skip.append(self.offset)
         mlp = [*self.f.parameters(), *self.g.parameters()]
         return [{"params": mlp, "weight_decay": weight_decay}, {"params": skip, "weight_decay": 0.0}]
@@ -122,7 +151,11 @@ class SeparableCritic(nn.Module):
         fx, gz = self.f(x), self.g(z)  # (B, E) each
         if self.f_linear is not None and self.g_linear is not None:
             fx, gz = fx + self.f_linear(x), gz + self.g_linear(z)
-        return fx @ gz.t() + self.offset  # (B, E) @ (E, B) -> (B, B)
+        scores = fx @ gz.t() + self.offset  # (B, E) @ (E, B) -> (B, B)
+        if self.x_quadratic is not None and self.z_quadratic is not None:
+            # (B,) -> (B, 1) rows and (B,) -> (1, B) columns: u(x_i) + v(z_j) added to every pairing
+            scores = scores + self.x_quadratic(x).unsqueeze(1) + self.z_quadratic(z).unsqueeze(0)
+        return scores
 
 
 class ConcatCritic(nn.Module):
