@@ -46,7 +46,9 @@ def reproduce(
     seed: int = typer.Option(
         None, "--seed", help="fidelity-ablation: run only this seed (seeds can run in parallel processes)."
     ),
-    jobs: int = typer.Option(1, "--jobs", help="Tables: trials trained at once, one process each."),
+    jobs: int = typer.Option(1, "--jobs", help="Tables, rv-vs-gap: runs trained at once, one process each."),
+    runs: Path = typer.Option(None, "--runs", help="Tables, rv-vs-gap: runs folder (default OUT/runs); "
+                              "share one between studies to reuse their runs."),
     overrides: list[str] = _OVERRIDES,
 ) -> None:
     """Run a paper experiment end to end and write report.md, report.html and results.json."""
@@ -60,11 +62,12 @@ def reproduce(
     elif target == "rv-vs-gap":
         from robustmi.experiments.rv_vs_gap import reproduce_rv_vs_gap
 
-        reproduce_rv_vs_gap(budget, out, dataset=dataset, data_dir=data_dir, overrides=overrides or [])
+        reproduce_rv_vs_gap(budget, out, dataset=dataset, data_dir=data_dir, jobs=jobs, runs_dir=runs,
+                            overrides=overrides or [])
     else:
         from robustmi.experiments.table import reproduce_table
 
-        reproduce_table(target, budget, out, trials=trials, jobs=jobs, data_dir=data_dir,
+        reproduce_table(target, budget, out, trials=trials, jobs=jobs, data_dir=data_dir, runs_dir=runs,
                         overrides=overrides or [])
     typer.echo(f"report: {out / 'report.md'}")
 

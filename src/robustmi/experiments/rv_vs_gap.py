@@ -1,9 +1,10 @@
 """Representation vulnerability against the adversarial gap (P Fig. 1) and worst-case MI against measured
-adversarial accuracy with the Theorem 3.4 ceiling (P Fig. 2), on supervised models' logit layers.
+adversarial accuracy with the Theorem 3.4 ceiling (P Fig. 2), on classifiers' logit layers.
 
-Trains (or reuses) standard and PGD-trained classifiers at several ε and architectures, measures each
-logit layer's normal and worst-case MI with Algorithm 2 at the dataset's paper threat, and plots both
-figures with the Spearman rank correlation between RV and the natural − adversarial accuracy gap.
+Trains (or reuses) standard and PGD-trained classifiers at several ε and architectures, and standard and
+robust MLP heads on a DIM and a worst-case-MI encoder; measures each logit layer's normal and worst-case MI
+with Algorithm 2 at the dataset's paper threat, and plots both figures with the Spearman rank correlation
+between RV and the natural − adversarial accuracy gap.
 """
 
 from __future__ import annotations
@@ -19,7 +20,15 @@ from typing import Any
 from robustmi.errors import ConfigError
 from robustmi.experiments.plots import plot_scatter
 from robustmi.experiments.report import Report
-from robustmi.experiments.runner import RunSpec, check_overrides, measure_vulnerability, run_config, run_one
+from robustmi.experiments.runner import (
+    RunSpec,
+    check_overrides,
+    measure_vulnerability,
+    print_line,
+    run_config,
+    run_in_processes,
+    run_one,
+)
 from robustmi.experiments.table import BUDGETS
 from robustmi.runs._atomic import atomic_write_text
 from robustmi.runs.environment import environment_info
@@ -80,6 +89,8 @@ def spearman(xs: Sequence[float], ys: Sequence[float]) -> float:
 
 
 def _model_specs(budget: str, dataset: str) -> list[tuple[RunSpec, float | None]]:
+    """The supervised models: (spec, training ε); names match the table's runs so one runs folder serves
+    both studies (``--runs``)."""
     from robustmi.attacks import paper_attack
 
     eps_paper = paper_attack(dataset).eps
@@ -87,17 +98,27 @@ def _model_specs(budget: str, dataset: str) -> list[tuple[RunSpec, float | None]
     for arch, mode, eps in _MODELS:
         if budget != "paper" and arch == "resnet18":
             continue  # CPU budgets keep to Baseline-H (6 models): a ResNet-18 epoch under PGD-AT takes hours
+        tag = f"supervised-{arch}-{mode}" + (f"-eps{eps:g}" if eps is not None else "")
         eps = eps_paper if mode == "robust" and eps is None else eps
-        tag = f"{arch}-{mode}" + (f"-eps{eps:g}" if mode == "robust" else "")
-        fields: dict[str, Any] = {"arch": arch, "mode": mode}
-        specs.append((RunSpec(tag, "supervised", fields, mode), eps))
+        specs.append((RunSpec(tag, "supervised", {"arch": arch, "mode": mode}, mode), eps))
     return specs
+
+
+def _representation_specs() -> tuple[list[RunSpec], list[RunSpec]]:
+    """The unsupervised encoders and the MLP heads on them (standard and robust), from the table's plan."""
+    from robustmi.experiments.table import table_plan
+
+    runs = table_plan()[0]
+    encoders = [spec for spec in runs if spec.kind == "encoder"]
+    heads = [spec for spec in runs if spec.kind == "probe" and "-mlp-" in spec.name
+             and spec.name.rsplit("-", 1)[-1] in ("standard", "robust") and "early" not in spec.name]
+    return encoders, heads
 
 
 def _supervised_config(spec: RunSpec, eps: float | None, budget: str, dataset: str, data_dir: str | None,
                        overrides: Sequence[str]):
     threat: list[str] = []
-    fields = dict(spec.fields, data_dir=data_dir)
+    fields = dict(spec.fields, data_dir=data_dir, seed=0)
     if eps is not None:
         attack = run_config("supervised", budget, dataset=dataset, fields={}).attack
         scale = eps / attack.eps  # keep the paper's steps; scale the step size with ε
@@ -116,6 +137,18 @@ def measure_model(
     return measure_vulnerability(run_dir, dataset, data_dir, settings)
 
 
+def _train_and_measure(spec: RunSpec, cfg: Any, runs: Path, budget: str, dataset: str, data_dir: str | None,
+                       seed: int, log: Callable[[str], None]) -> ModelPoint:
+    run_dir = runs / spec.name
+    log(f"[rv-vs-gap] {spec.name}: training")
+    trained = run_one(spec, cfg, run_dir)
+    log(f"[rv-vs-gap] {spec.name}: vulnerability of the logit layer")
+    vuln = measure_model(run_dir, budget, dataset, data_dir, seed)
+    return ModelPoint(spec.name, float(trained["natural_accuracy"]), float(trained["adversarial_accuracy"]),
+                      float(vuln["mi_normal"]), float(vuln["mi_worst"]), float(vuln["vulnerability"]),
+                      float(vuln["adv_accuracy_ceiling"]))
+
+
 def reproduce_rv_vs_gap(
     budget: str,
     out_dir: str | Path,
@@ -123,34 +156,43 @@ def reproduce_rv_vs_gap(
     dataset: str = "mnist",
     data_dir: str | None = None,
     seed: int = 0,
+    jobs: int = 1,
+    runs_dir: str | Path | None = None,
     overrides: Sequence[str] = (),
     log: Callable[[str], None] = print,
 ) -> list[ModelPoint]:
-    """Train/collect the models, measure them, and write report.md/.html, results.json and both figures."""
+    """Train/collect the models, measure them, and write report.md/.html, results.json and both figures.
+
+    The models: Baseline-H classifiers trained standard and by PGD-AT at several ε, and MLP heads (standard
+    and robust) on a DIM and a worst-case-MI encoder. They are seed-0 runs named as in the table
+    reproduction, kept in ``runs_dir/trial-0`` (default ``out_dir/runs``): give both studies the same
+    ``runs_dir`` and the second reuses the first's runs. ``jobs`` models train and are measured at once.
+    """
     if budget not in BUDGETS:
         raise ConfigError(f"unknown budget {budget!r}; choose one of: {', '.join(BUDGETS)}")
-    check_overrides(overrides, ("supervised",))
-    out = Path(out_dir)
+    if jobs < 1:
+        raise ConfigError(f"--jobs {jobs} must be >= 1")
+    check_overrides(overrides, ("supervised", "encoder", "probe"))
+    runs = Path(runs_dir if runs_dir is not None else Path(out_dir) / "runs") / "trial-0"
     started = time.monotonic()
-    points = []
-    for spec, eps in _model_specs(budget, dataset):
-        run_dir = out / "runs" / spec.name
-        log(f"[rv-vs-gap] {spec.name}: training")
-        trained = run_one(spec, _supervised_config(spec, eps, budget, dataset, data_dir, overrides), run_dir)
-        log(f"[rv-vs-gap] {spec.name}: vulnerability of the logit layer")
-        vuln = measure_model(run_dir, budget, dataset, data_dir, seed)
-        points.append(
-            ModelPoint(
-                spec.name,
-                float(trained["natural_accuracy"]),
-                float(trained["adversarial_accuracy"]),
-                float(vuln["mi_normal"]),
-                float(vuln["mi_worst"]),
-                float(vuln["vulnerability"]),
-                float(vuln["adv_accuracy_ceiling"]),
-            )
-        )
-    write_rv_report(points, out, budget, dataset, time.monotonic() - started)
+    worker_log = log if jobs == 1 else print_line
+    encoders, heads = _representation_specs()
+
+    def representation_config(spec: RunSpec) -> Any:
+        fields = {**spec.fields, "seed": 0, "data_dir": data_dir}
+        if spec.encoder_run is not None:
+            fields["encoder"] = str(runs / spec.encoder_run)
+        return run_config(spec.kind, budget, dataset=dataset, fields=fields, overrides=overrides)
+
+    run_in_processes([(run_one, (spec, representation_config(spec), runs / spec.name)) for spec in encoders],
+                     jobs)  # the heads' encoders first: heads of both train at once after them
+    calls = [(_train_and_measure, (spec, _supervised_config(spec, eps, budget, dataset, data_dir, overrides),
+                                   runs, budget, dataset, data_dir, seed, worker_log))
+             for spec, eps in _model_specs(budget, dataset)]
+    calls += [(_train_and_measure, (spec, representation_config(spec), runs, budget, dataset, data_dir, seed,
+                                    worker_log)) for spec in heads]
+    points = run_in_processes(calls, jobs)
+    write_rv_report(points, Path(out_dir), budget, dataset, time.monotonic() - started)
     return points
 
 
@@ -194,7 +236,8 @@ def write_rv_report(points: list[ModelPoint], out: Path, budget: str, dataset: s
     atomic_write_text(out / "results.json", json.dumps(payload, indent=2))
     report = Report(f"robustmi: representation vulnerability vs adversarial gap ({dataset})")
     report.text(
-        f"Budget '{budget}'; {len(points)} supervised models; logit-layer MI by Algorithm 2 at the paper's "
+        f"Budget '{budget}'; {len(points)} models (supervised, and heads on DIM / worst-case-MI encoders); "
+        f"logit-layer MI by Algorithm 2 at the paper's "
         f"threat; wall time {wall_s / 60:.1f} min. Spearman correlation of RV with the natural − "
         f"adversarial gap: {rho:.2f} (paper: RV and gap decrease together). Theorem 3.4 ceiling above "
         f"every measured PGD accuracy: {'yes' if holds else 'NO'}."

@@ -5,8 +5,9 @@ linear and MLP heads trained standard and robust (PGD-AT, head only), plus the e
 (E.S.) on the worst-case-MI encoder; and fully-supervised Baseline-H (MLP top, linear top) trained standard
 and robust. Every cell is evaluated by PGD with the paper's per-dataset settings on the test set.
 
-Runs live in ``OUT/runs/trial-K/<run>``; a finished run (results.json) is reused and an interrupted one
-resumes from its checkpoint, so re-running the same command continues an interrupted reproduction.
+Runs live in ``OUT/runs/trial-K/<run>`` (or ``--runs``); a finished run (results.json) is reused and an
+interrupted one resumes from its checkpoint, so re-running the same command continues an interrupted
+reproduction.
 """
 
 from __future__ import annotations
@@ -58,11 +59,9 @@ def table_plan() -> tuple[list[RunSpec], list[Cell]]:
         for mode in modes:
             for head in ("mlp", "linear"):
                 name = f"probe-{objective}-{head}-{mode}"
-                fields = {
-                    "head": head,
-                    "mode": "standard" if mode == "early-stop" else mode,
-                    "early_stop": "adversarial" if mode == "early-stop" else "none",
-                }
+                fields = {"head": head, "mode": "standard" if mode == "early-stop" else mode}
+                if mode == "early-stop":  # E.S.: a standard head kept at its best held-out PGD accuracy
+                    fields["early_stop"] = "adversarial"  # (robust heads: the budget's preset decides)
                 runs.append(
                     RunSpec(name, "probe", fields, f"probe-{mode}", encoder_run=f"encoder-{objective}")
                 )
@@ -92,11 +91,11 @@ class TableResult:
 
 
 def _run_trial(
-    trial: int, budget: str, dataset: str, out: Path, data_dir: str | None, overrides: Sequence[str],
+    trial: int, budget: str, dataset: str, runs: Path, data_dir: str | None, overrides: Sequence[str],
     log: Callable[[str], None], table: str,
 ) -> tuple[dict[str, dict[str, Any]], dict[str, float]]:
     """Every run of one trial (seed ``trial``), in plan order; returns their results and wall seconds."""
-    trial_dir = out / "runs" / f"trial-{trial}"
+    trial_dir = runs / f"trial-{trial}"
     outputs: dict[str, dict[str, Any]] = {}
     seconds: dict[str, float] = {}
     for spec in table_plan()[0]:
@@ -121,6 +120,7 @@ def reproduce_table(
     trials: int = 1,
     jobs: int = 1,
     data_dir: str | None = None,
+    runs_dir: str | Path | None = None,
     overrides: Sequence[str] = (),
     log: Callable[[str], None] = print,
 ) -> TableResult:
@@ -137,6 +137,8 @@ def reproduce_table(
             cores two 1-thread trials finish sooner than two 2-thread trials in sequence: README). The
             numbers do not depend on it.
         data_dir: dataset folder (CIFAR-10 and SVHN have no offline source: the user supplies the files).
+        runs_dir: where the runs live (default ``out_dir/runs``); ``rv-vs-gap`` given the same folder reuses
+            trial 0's models.
         overrides: ``key=value`` settings applied to every run of the protocol that has that key.
         log: progress messages.
 
@@ -162,7 +164,8 @@ def reproduce_table(
     if jobs > 1:
         log(f"[{table}] {trials} trials, {jobs} at a time in separate processes")
     trial_log = StageLog(trials * len(table_plan()[0]), log) if jobs == 1 else print_line
-    done = run_in_processes([(_run_trial, (t, budget, dataset, out, data_dir, tuple(overrides), trial_log,
+    runs = Path(runs_dir) if runs_dir is not None else out / "runs"
+    done = run_in_processes([(_run_trial, (t, budget, dataset, runs, data_dir, tuple(overrides), trial_log,
                                            table)) for t in range(trials)], jobs)
     for outputs, seconds in done:
         result.run_seconds.update(seconds)
