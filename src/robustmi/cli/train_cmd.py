@@ -23,6 +23,8 @@ _CONFIG = typer.Option(None, "--config", help="YAML file with config values (ove
 _RESUME = typer.Option(False, "--resume", help="Continue the run in --out from its last checkpoint.")
 _OVERRIDES = typer.Argument(None, help="key=value overrides, e.g. epochs=5 attack.eps=0.1 seed=1.")
 _DATASET = typer.Option(None, "--dataset", help="Dataset name (robustmi data check lists them).")
+_DATA_DIR = typer.Option(None, "--data-dir", help="Folder searched first for the dataset's files.")
+_SEED = typer.Option(None, "--seed", help="Seed of the run (initialisation, batches, random starts).")
 
 
 def _report(results: dict[str, Any], out: Path) -> None:
@@ -40,6 +42,8 @@ def train_encoder_command(
     out: Path = _OUT,
     dataset: str = _DATASET,
     objective: str = typer.Option(None, "--objective", help="mi (DIM) | worst-case-mi (Algorithm 1)."),
+    data_dir: str = _DATA_DIR,
+    seed: int = _SEED,
     preset: str = _PRESET,
     config: Path = _CONFIG,
     resume: bool = _RESUME,
@@ -49,17 +53,20 @@ def train_encoder_command(
     from robustmi.training import build_config, train_encoder  # torch: imported here, not at --help
 
     cfg = build_config("encoder", preset, dataset=dataset, config_path=config,
-                       fields={"objective": objective}, overrides=overrides or [])
+                       fields={"objective": objective, "data_dir": data_dir, "seed": seed},
+                       overrides=overrides or [])
     _report(train_encoder(cfg, out, resume=resume), out)
 
 
 def train_probe_command(
     out: Path = _OUT,
-    encoder: str = typer.Option(None, "--encoder", help="Encoder run folder (or model .pt file)."),
+    encoder: str = typer.Option(None, "--encoder", "--model", help="Encoder run folder (or model .pt file)."),
     head: str = typer.Option(None, "--head", help="linear | mlp."),
     mode: str = typer.Option(None, "--mode", help="standard | robust (PGD-AT, head only) | finetune (AFF)."),
     early_stop: str = typer.Option(None, "--early-stop", help="none | adversarial (best held-out PGD acc)."),
     dataset: str = typer.Option(None, "--dataset", help="Dataset (default: the encoder run's)."),
+    data_dir: str = _DATA_DIR,
+    seed: int = _SEED,
     preset: str = _PRESET,
     config: Path = _CONFIG,
     resume: bool = _RESUME,
@@ -68,7 +75,8 @@ def train_probe_command(
     """Train a linear/MLP head on a frozen encoder, standard or adversarially."""
     from robustmi.training import build_config, train_probe
 
-    fields = {"encoder": encoder, "head": head, "mode": mode, "early_stop": early_stop}
+    fields = {"encoder": encoder, "head": head, "mode": mode, "early_stop": early_stop, "data_dir": data_dir,
+              "seed": seed}
     cfg = build_config("probe", preset, dataset=dataset, config_path=config, fields=fields,
                        overrides=overrides or [])
     _report(train_probe(cfg, out, resume=resume), out)
@@ -79,6 +87,8 @@ def train_supervised_command(
     arch: str = typer.Option(None, "--arch", help="baseline-h | baseline-h-linear | resnet18 | vgg16 | ..."),
     mode: str = typer.Option(None, "--mode", help="standard | robust (PGD-AT)."),
     dataset: str = _DATASET,
+    data_dir: str = _DATA_DIR,
+    seed: int = _SEED,
     preset: str = _PRESET,
     config: Path = _CONFIG,
     resume: bool = _RESUME,
@@ -88,7 +98,8 @@ def train_supervised_command(
     from robustmi.training import build_config, train_supervised
 
     cfg = build_config("supervised", preset, dataset=dataset, config_path=config,
-                       fields={"arch": arch, "mode": mode}, overrides=overrides or [])
+                       fields={"arch": arch, "mode": mode, "data_dir": data_dir, "seed": seed},
+                       overrides=overrides or [])
     _report(train_supervised(cfg, out, resume=resume), out)
 
 
