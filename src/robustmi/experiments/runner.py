@@ -70,9 +70,23 @@ def print_line(message: str) -> None:
     print(message, flush=True)
 
 
-def _call_with_threads(threads: int, function: Callable[..., Any], *args: Any) -> Any:
+def _exit_with_parent(parent: int) -> None:
+    """Stop this worker when the process that started it is gone (killed, not just interrupted: a terminal's
+    Ctrl-C reaches every process of the group anyway), so no orphan keeps writing its run folder."""
+    import os
+    import time
+
+    while os.getppid() == parent:
+        time.sleep(2)
+    os._exit(1)
+
+
+def _call_with_threads(threads: int, parent: int, function: Callable[..., Any], *args: Any) -> Any:
+    import threading
+
     import torch
 
+    threading.Thread(target=_exit_with_parent, args=(parent,), daemon=True).start()
     torch.set_num_threads(threads)
     return function(*args)
 
@@ -89,7 +103,8 @@ def run_in_processes(calls: Sequence[tuple[Callable[..., Any], tuple[Any, ...]]]
 
     threads = max(1, (os.cpu_count() or 1) // jobs)
     with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
-        futures = [pool.submit(_call_with_threads, threads, function, *args) for function, args in calls]
+        futures = [pool.submit(_call_with_threads, threads, os.getpid(), function, *args)
+                   for function, args in calls]
         return [future.result() for future in futures]
 
 
