@@ -57,7 +57,7 @@ def test_layered_config_merges_sections_and_overrides_win() -> None:
     layers = [{"attack": {"eps": 0.2, "steps": 3}}, {"attack": {"eps": 0.1}, "limit": None}]
     cfg = layered_config(Measure, layers, ["attack.steps=5"])
     assert cfg == Measure(attack=Threat(eps=0.1, steps=5), limit=None)  # a YAML null sets None
-    with pytest.raises(ConfigError, match="unexpected argument '0.1'; settings are key=value"):
+    with pytest.raises(ConfigError, match="malformed override '0.1'; write key=value"):
         layered_config(Measure, [], ["0.1"])
     with pytest.raises(ConfigError, match="unknown config key 'attack.epss'"):
         layered_config(Measure, [{"attack": {"epss": 1}}])

@@ -66,10 +66,9 @@ def load_config(cls: type[T], path: str | Path | None = None, overrides: Sequenc
         ConfigError: missing or non-mapping YAML, malformed override, unknown key, wrong type or a value
             rejected by a dataclass's ``__post_init__``.
     """
-    raw: dict[str, Any] = read_yaml_mapping(Path(path)) if path is not None else {}
-    for override in overrides:
-        apply_override(raw, override)
-    return config_from_dict(cls, raw)
+    from robustmi.runs.run_config import layered_config
+
+    return layered_config(cls, [read_yaml_mapping(Path(path)) if path is not None else {}], overrides)
 
 
 def config_from_dict(cls: type[T], data: Mapping[str, Any], *, _path: str = "", _base: Any = None) -> T:

@@ -116,8 +116,6 @@ def layered_config(cls: type[T], layers: Sequence[Mapping[str, Any]], overrides:
     for layer in layers:
         _merge(raw, layer)
     for item in overrides:
-        if "=" not in item:
-            raise ConfigError(f"unexpected argument {item!r}; settings are key=value (e.g. attack.eps=0.1)")
         apply_override(raw, item)
     return config_from_dict(cls, raw)
 

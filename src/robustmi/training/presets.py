@@ -23,8 +23,9 @@ from typing import Any
 
 from robustmi.attacks.presets import paper_attack
 from robustmi.errors import ConfigError
-from robustmi.runs import config_from_dict, config_to_dict
+from robustmi.runs import config_to_dict
 from robustmi.runs.config import apply_override, read_yaml_mapping
+from robustmi.runs.run_config import layered_config
 from robustmi.training.config import EncoderRunConfig, ProbeRunConfig, SupervisedRunConfig
 
 PRESETS = ("paper", "cpu", "smoke")
@@ -161,8 +162,7 @@ def build_config(kind: str, preset: str = "paper", *, dataset: str | None = None
     table = {"encoder": lambda: _encoder_preset(preset, dataset),
              "probe": lambda: _probe_preset(preset, dataset, mode),
              "supervised": lambda: _supervised_preset(preset, dataset, arch, mode)}
-    merged = _deep_merge({**config_to_dict(cls()), **table[kind](), "dataset": dataset}, user)
-    return config_from_dict(cls, merged)
+    return layered_config(cls, [table[kind](), {"dataset": dataset}, user])
 
 
 def _default_dataset(kind: str, user: Mapping[str, Any]) -> str:
@@ -178,14 +178,3 @@ def encoder_dataset(encoder: str | Path) -> str | None:
     from robustmi.runs.run_config import run_dataset
 
     return run_dataset(encoder)
-
-
-def _deep_merge(base: dict[str, Any], update: Mapping[str, Any]) -> dict[str, Any]:
-    """``base`` with ``update`` written over it; nested mappings merge key by key."""
-    out = dict(base)
-    for key, value in update.items():
-        if isinstance(value, Mapping) and isinstance(out.get(key), dict):
-            out[key] = _deep_merge(out[key], value)
-        else:
-            out[key] = value
-    return out
