@@ -22,7 +22,7 @@ def demo(
     seed: int = typer.Option(0, "--seed", help="Seeds every run (same seed: same numbers on any load)."),
     overrides: list[str] = _OVERRIDES,
 ) -> None:
-    """Real-MNIST study of the paper's claims (fixed work, ~40 min on 2 cores) -> OUT/report.md."""
+    """Real-MNIST study of the paper's claims (fixed work, ~15 min on 2 cores) -> OUT/report.md."""
     if not scale > 0:
         raise ConfigError(f"--scale {scale} must be > 0")
     if seed < 0:
