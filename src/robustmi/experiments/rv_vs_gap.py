@@ -232,6 +232,9 @@ def write_rv_report(points: list[ModelPoint], out: Path, budget: str, dataset: s
         "models": rows,
         "wall_s": round(wall_s, 1),
     }
+    from robustmi.vulnerability import vulnerability_preset
+
+    payload["algorithm2_settings"] = {**vulnerability_preset(budget, dataset), "layer": "logits"}
     payload["environment"] = environment_info()  # versions, CPU capability, git commit
     atomic_write_text(out / "results.json", json.dumps(payload, indent=2))
     report = Report(f"robustmi: representation vulnerability vs adversarial gap ({dataset})")

@@ -88,6 +88,7 @@ class TableResult:
     run_seconds: dict[str, float] = field(default_factory=dict)
     wall_s: float = 0.0
     jobs: int = 1
+    protocol: dict[str, Any] = field(default_factory=dict)  # run name -> its config (trial 0)
 
 
 def _run_trial(
@@ -167,6 +168,7 @@ def reproduce_table(
     runs = Path(runs_dir) if runs_dir is not None else out / "runs"
     done = run_in_processes([(_run_trial, (t, budget, dataset, runs, data_dir, tuple(overrides), trial_log,
                                            table)) for t in range(trials)], jobs)
+    result.protocol = {name: res.get("config") for name, res in done[0][0].items()}
     for outputs, seconds in done:
         result.run_seconds.update(seconds)
         for cell in table_plan()[1]:
@@ -247,6 +249,7 @@ def write_table_report(result: TableResult, out: Path) -> None:
         "run_seconds": result.run_seconds,
         "wall_s": result.wall_s,
         "jobs": result.jobs,
+        "protocol": result.protocol,
     }
     payload["environment"] = environment_info()  # versions, CPU capability, git commit
     atomic_write_text(out / "results.json", json.dumps(payload, indent=2))
