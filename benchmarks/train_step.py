@@ -3,7 +3,8 @@
 Cases (real MNIST, batch 128 unless ``--batch-size``), each in fp32 and with bf16 autocast for the training
 forward (attacks stay fp32, so the PGD evaluation batch has no bf16 row):
 
-- ``dim``: one standard DIM step (encoder + critic update), paper critic (width 2048, 3 convs);
+- ``dim``: one standard DIM step (encoder + critic update), the paper preset's critic (width 2048, the
+  authors' 2 convs, Adam 1e-4: the authors' math);
 - ``worst-case-mi``: one worst-case-MI step with the paper's MNIST search (ε 0.3, 10 steps of 0.1);
 - ``dim-cpu`` / ``worst-case-mi-cpu``: the same with the ``cpu`` preset (critic width 512, 5 search steps);
 - ``robust-probe``: one PGD-AT step of an MLP head on a frozen Baseline-H encoder (PGD-10, ε 0.3);
