@@ -298,6 +298,10 @@ CASES: dict[str, list[str]] = {
     # --- experiments, saliency, usage ---
     "reproduce-target": ["reproduce", "nope-table", "--out", "{o}"],
     "demo-scale": ["demo", "--scale", "0", "--out", "{o}"],
+    "demo-unknown-override": ["demo", "--out", "{o}", "critic_widht=3"],  # refused before anything trains
+    "reproduce-unknown-override": ["reproduce", "mnist-table", "--budget", "smoke", "--out", "{o}", "nope=1"],
+    "reproduce-bare-argument": ["reproduce", "mnist-table", "--budget", "smoke", "--out", "{o}", "lr"],
+    "reproduce-jobs": ["reproduce", "mnist-table", "--jobs", "0", "--out", "{o}"],
     "saliency-pickle": ["saliency", "--model", "{w}/evil.pt", *SYNTH, "--out", "{o}"],
     "unknown-command": ["trian-encoder", "--out", "{o}"],
     "missing-out": [T, "--arch", "baseline-h", *SYNTH],
