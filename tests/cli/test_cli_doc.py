@@ -1,4 +1,4 @@
-"""docs/cli.md's option table says exactly which command takes which shared option."""
+"""The README's option table says exactly which command takes which shared option."""
 
 from pathlib import Path
 
@@ -6,7 +6,7 @@ import typer
 
 from robustmi.cli.main import _register_commands, app
 
-DOC = Path(__file__).resolve().parents[2] / "docs" / "cli.md"
+DOC = Path(__file__).resolve().parents[2] / "README.md"
 
 
 def _takes(command, option: str) -> bool:
@@ -18,8 +18,10 @@ def _takes(command, option: str) -> bool:
 def test_option_table_matches_the_cli() -> None:
     _register_commands()
     commands = typer.main.get_command(app).commands
-    rows = [line.split("|")[1:-1] for line in DOC.read_text(encoding="utf-8").splitlines()
-            if line.startswith("| ")]
+    lines = DOC.read_text(encoding="utf-8").splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("| option |"))
+    end = next((i for i in range(start, len(lines)) if not lines[i].startswith("|")), len(lines))
+    rows = [line.split("|")[1:-1] for line in lines[start:end] if line.startswith("| ")]
     header, body = rows[0], rows[1:]
     names = [cell.strip().strip("`") for cell in header[2:]]
     assert body and names
@@ -27,4 +29,4 @@ def test_option_table_matches_the_cli() -> None:
         option = row[0].strip().strip("`")
         for name, cell in zip(names, row[2:], strict=True):
             documented = cell.strip() == "✓"
-            assert documented == _takes(commands[name], option), f"docs/cli.md: {name} {option}"
+            assert documented == _takes(commands[name], option), f"README.md: {name} {option}"

@@ -17,7 +17,7 @@ from typing import Any
 
 import typer
 
-_PRESET = typer.Option("paper", "--preset", help="paper | cpu | smoke (see robustmi.training.presets).")
+_PRESET = typer.Option("cpu", "--preset", help="paper | cpu | smoke (see robustmi.training.presets).")
 _OUT = typer.Option(..., "--out", help="Run folder to create (refused if it holds another run).")
 _CONFIG = typer.Option(None, "--config", help="YAML file with config values (over the preset).")
 _RESUME = typer.Option(False, "--resume", help="Continue the run in --out from its last checkpoint.")

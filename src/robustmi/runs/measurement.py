@@ -20,7 +20,7 @@ from robustmi.runs.run_config import require_same_settings
 from robustmi.runs.run_dir import RunDir, read_results
 
 # where the data lives is not part of what a measurement computes
-LOCATION_KEYS = ("data_dir",)
+LOCATION_KEYS = ("data_dir", "num_threads")  # where the data is and how fast it runs: not what was measured
 
 
 @contextmanager
