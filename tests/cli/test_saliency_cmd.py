@@ -42,19 +42,19 @@ def _fail(argv, capsys) -> str:
 def test_end_to_end_two_models(runs, tmp_path, capsys):
     out = tmp_path / "sal"
     code = _run(["saliency", "--model", str(runs / "standard"), "--model", str(runs / "robust"),
-                 "--dataset", "mnist", "--samples", "3", "--method", "ig", "--steps", "4", "--seed", "5",
+                 "--dataset", "mnist", "--samples", "3", "--method", "ig", "--ig-steps", "4", "--seed", "5",
                  "--out", str(out)])
     assert code == 0
     printed = capsys.readouterr().out
     assert "standard: target=ce edge_spearman=" in printed and "robust: target=ce" in printed
     results = json.loads((out / "results.json").read_text())
     assert results["models"] == [str(runs / "standard"), str(runs / "robust")]
-    assert (results["method"], results["steps"], results["seed"], results["samples"]) == ("ig", 4, 5, 3)
+    assert (results["method"], results["ig_steps"], results["seed"], results["samples"]) == ("ig", 4, 5, 3)
     assert list(results["per_model"]) == ["standard", "robust"]
     with np.load(out / "saliency.npz") as npz:
         assert npz["standard"].shape == npz["robust"].shape == (3, 1, 28, 28)
     assert (out / "saliency.png").is_file()
-    assert yaml.safe_load((out / "config.yaml").read_text())["steps"] == 4
+    assert yaml.safe_load((out / "config.yaml").read_text())["ig_steps"] == 4
 
 
 def test_config_file_and_overrides(runs, tmp_path):

@@ -34,7 +34,7 @@ def small_net() -> nn.Module:
 @pytest.mark.parametrize("method", METHODS)
 def test_maps_have_input_shape_and_dtype(method, batch):
     w = torch.randn(1, 1, 6, 6)
-    out = compute_saliency(_linear(w), batch, method, steps=4, samples=3)
+    out = compute_saliency(_linear(w), batch, method, ig_steps=4, samples=3)
     assert out.shape == batch.shape and out.dtype == torch.float32
     assert not out.requires_grad
 
@@ -125,7 +125,7 @@ def test_target_independent_of_input_gives_zero_map(batch):
         ({"method": "lrp"}, "unknown saliency method"),
         ({"method": "smoothgrad", "samples": 0}, "samples must be >= 1"),
         ({"method": "smoothgrad", "noise": -0.1}, "noise must be >= 0"),
-        ({"method": "ig", "steps": 0}, "steps must be >= 1"),
+        ({"method": "ig", "ig_steps": 0}, "steps must be >= 1"),
     ],
 )
 def test_bad_settings_raise_config_error(kwargs, match, batch):

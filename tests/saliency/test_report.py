@@ -76,8 +76,9 @@ def test_neuron_and_logit_targets_from_settings(mnist, classifier_run, tmp_path)
     r = saliency_report({"m": str(classifier_run)}, mnist, 2, "grad", tmp_path / "n",
                         target="neuron", layer="encoder.convs.2", channel=3, scale="signed")
     assert r["per_model"]["m"]["target"] == "neuron" and r["layer"] == "encoder.convs.2"
-    r = saliency_report({"m": str(classifier_run)}, mnist, 2, "ig", tmp_path / "l", target="logit", steps=4)
-    assert r["per_model"]["m"]["target"] == "logit" and r["steps"] == 4
+    r = saliency_report({"m": str(classifier_run)}, mnist, 2, "ig", tmp_path / "l", target="logit",
+                        ig_steps=4)
+    assert r["per_model"]["m"]["target"] == "logit" and r["ig_steps"] == 4
 
 
 def test_finished_run_is_not_overwritten(mnist, classifier_run, tmp_path):
@@ -122,7 +123,7 @@ def test_config_defaults_are_the_documented_ones():
     cfg = SaliencyConfig()
     assert (cfg.dataset, cfg.split, cfg.samples) == ("mnist", "test", 8)
     assert (cfg.method, cfg.target, cfg.scale) == ("grad", "auto", "absolute")
-    assert (cfg.steps, cfg.smoothgrad_samples, cfg.noise, cfg.baseline) == (50, 50, 0.15, 0.0)
+    assert (cfg.ig_steps, cfg.smoothgrad_samples, cfg.noise, cfg.baseline) == (50, 50, 0.15, 0.0)
 
 
 class ToyDIM(torch.nn.Module):

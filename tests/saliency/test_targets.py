@@ -66,7 +66,7 @@ def test_ce_gradient_matches_closed_form(linear, x, y):
 
 
 def test_ig_of_logit_with_black_baseline_is_weight_times_input(linear, x, y):
-    maps = compute_saliency(classifier_target(linear, y, "logit"), x, "ig", steps=2)
+    maps = compute_saliency(classifier_target(linear, y, "logit"), x, "ig", ig_steps=2)
     torch.testing.assert_close(maps, linear.fc.weight[y].detach().view(5, 1, 4, 4) * x)
 
 

@@ -14,7 +14,7 @@ import typer
 from robustmi.errors import ConfigError
 
 _FLAGS = (
-    "dataset", "split", "data_dir", "samples", "method", "target", "layer", "channel", "seed", "steps",
+    "dataset", "split", "data_dir", "samples", "method", "target", "layer", "channel", "seed", "ig_steps",
     "baseline", "smoothgrad_samples", "noise", "scale", "threshold", "grid_rows",
 )
 
@@ -64,7 +64,7 @@ def saliency(
     layer: str = typer.Option(None, "--layer", help="Layer name for --target neuron (see list_layers)."),
     channel: int = typer.Option(None, "--channel", help="Channel index for --target neuron."),
     seed: int = typer.Option(None, "--seed", help="Picks the samples and SmoothGrad's noise (default 0)."),
-    steps: int = typer.Option(None, "--steps", help="Integrated-Gradients intervals (default 50)."),
+    ig_steps: int = typer.Option(None, "--ig-steps", help="Integrated-Gradients intervals (default 50)."),
     baseline: float = typer.Option(None, "--baseline", help="Integrated-Gradients baseline (default 0)."),
     smoothgrad_samples: int = typer.Option(None, "--smoothgrad-samples", help="SmoothGrad copies (50)."),
     noise: float = typer.Option(None, "--noise", help="SmoothGrad noise / input range (0.15)."),

@@ -11,7 +11,7 @@
 
 Example:
     >>> target = classifier_target(model, labels, "ce")  # doctest: +SKIP
-    >>> maps = compute_saliency(target, images, "ig", steps=32)  # (B, C, H, W)  # doctest: +SKIP
+    >>> maps = compute_saliency(target, images, "ig", ig_steps=32)  # (B, C, H, W)  # doctest: +SKIP
     >>> alignment_scores(maps, images)["edge_spearman"]  # doctest: +SKIP
 """
 

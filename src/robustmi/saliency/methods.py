@@ -142,7 +142,7 @@ def compute_saliency(
     x: Tensor,
     method: str = "grad",
     *,
-    steps: int = 50,
+    ig_steps: int = 50,
     samples: int = 50,
     noise: float = 0.15,
     baseline: float | Tensor = 0.0,
@@ -155,7 +155,7 @@ def compute_saliency(
             parameter gradients) for the duration and restores them afterwards.
         x: ``(B, C, H, W)`` inputs in [0, 1]; computed in float32.
         method: ``"grad"``, ``"smoothgrad"`` or ``"ig"``.
-        steps: Integrated-Gradients intervals.
+        ig_steps: Integrated-Gradients intervals.
         samples: SmoothGrad noisy copies.
         noise: SmoothGrad noise level (fraction of each sample's value range).
         baseline: Integrated-Gradients baseline (0.0 = black).
@@ -173,12 +173,12 @@ def compute_saliency(
         >>> bool(torch.allclose(compute_saliency(lambda v: (v * w).flatten(1).sum(1), x), w.expand_as(x)))
         True
     """
-    _check_settings(method, samples, noise, steps)
+    _check_settings(method, samples, noise, ig_steps)
     x = x.detach().float()
     run = {
         "grad": lambda: input_gradient(target_fn, x),
         "smoothgrad": lambda: smoothgrad(target_fn, x, samples=samples, noise=noise, generator=generator),
-        "ig": lambda: integrated_gradients(target_fn, x, steps=steps, baseline=baseline),
+        "ig": lambda: integrated_gradients(target_fn, x, steps=ig_steps, baseline=baseline),
     }[method]
     # eval(): saliency explains the deployed model, so BatchNorm uses its running statistics (samples stay
     # independent, buffers untouched) and dropout is off; frozen parameters: only input gradients are needed.

@@ -63,7 +63,7 @@ class SaliencyConfig:
         method: ``"grad"``, ``"smoothgrad"`` or ``"ig"``.
         target: ``"auto"``, ``"mi"``, ``"ce"``, ``"logit"`` or ``"neuron"`` (needs ``layer`` and ``channel``).
         seed: picks the samples and seeds SmoothGrad's noise.
-        steps: Integrated-Gradients intervals; baseline: its constant baseline image (0 = black).
+        ig_steps: Integrated-Gradients intervals; baseline: its constant baseline image (0 = black).
         smoothgrad_samples: SmoothGrad's noisy copies; noise: its noise level (fraction of the input range).
         scale: grid colour scaling, ``"absolute"`` or ``"signed"``.
         threshold: foreground intensity threshold of the foreground-mass score.
@@ -82,7 +82,7 @@ class SaliencyConfig:
     layer: str | None = None
     channel: int | None = None
     seed: int = 0
-    steps: int = 50
+    ig_steps: int = 50
     baseline: float = 0.0
     smoothgrad_samples: int = 50
     noise: float = 0.15
@@ -95,7 +95,7 @@ class SaliencyConfig:
         for name, valid in choices.items():
             if getattr(self, name) not in valid:
                 raise ConfigError(f"unknown {name} {getattr(self, name)!r}; use one of {', '.join(valid)}")
-        for name in ("samples", "steps", "smoothgrad_samples", "grid_rows"):
+        for name in ("samples", "ig_steps", "smoothgrad_samples", "grid_rows"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.noise < 0:
@@ -195,7 +195,7 @@ def _model_maps(entry: _Entry, x: Tensor, y: Tensor, cfg: SaliencyConfig) -> tup
         target,
         x.to(device),
         cfg.method,
-        steps=cfg.steps,
+        ig_steps=cfg.ig_steps,
         samples=cfg.smoothgrad_samples,
         noise=cfg.noise,
         baseline=cfg.baseline,
@@ -233,8 +233,8 @@ def saliency_report(
         method: ``"grad"``, ``"smoothgrad"`` or ``"ig"``.
         out_dir: the run folder to create (an existing finished run is not overwritten).
         **settings: any other :class:`SaliencyConfig` field (``target``, ``layer``, ``channel``, ``seed``,
-            ``steps``, ``baseline``, ``smoothgrad_samples``, ``noise``, ``scale``, ``threshold``, ``split``,
-            ``data_dir``).
+            ``ig_steps``, ``baseline``, ``smoothgrad_samples``, ``noise``, ``scale``, ``threshold``,
+            ``split``, ``data_dir``).
 
     Returns:
         The results.json content.
