@@ -186,7 +186,7 @@ def reproduce_fidelity_ablation(
         raise ConfigError(f"--trials {trials} must be >= 1 and --seed in 0..{trials - 1}")
     check_overrides(overrides, ("encoder", "probe"))
     encoder_steps, head_steps, samples = STEPS[budget]
-    out = Path(out_dir)
+    out = Path(out_dir).resolve()  # absolute: probe configs name their encoder by path
     for seed in range(trials) if only_seed is None else (only_seed,):
         run_ablation_seed(out, seed, budget=budget, dataset=dataset, encoder_steps=encoder_steps,
                           head_steps=head_steps, distance_samples=samples, data_dir=data_dir,

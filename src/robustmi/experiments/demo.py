@@ -132,7 +132,7 @@ def run_demo(
     import os
 
     check_overrides(overrides, ("encoder", "probe"))
-    out = Path(out_dir)
+    out = Path(out_dir).resolve()  # absolute: probe configs name their encoder by path
     started = time.monotonic()
     jobs = min(2, os.cpu_count() or 1)
     if jobs == 1:

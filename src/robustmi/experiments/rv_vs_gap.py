@@ -173,7 +173,7 @@ def reproduce_rv_vs_gap(
     if jobs < 1:
         raise ConfigError(f"--jobs {jobs} must be >= 1")
     check_overrides(overrides, ("supervised", "encoder", "probe"))
-    runs = Path(runs_dir if runs_dir is not None else Path(out_dir) / "runs") / "trial-0"
+    runs = Path(runs_dir if runs_dir is not None else Path(out_dir) / "runs").resolve() / "trial-0"
     started = time.monotonic()
     worker_log = log if jobs == 1 else print_line
     encoders, heads = _representation_specs()

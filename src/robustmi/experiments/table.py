@@ -158,14 +158,14 @@ def reproduce_table(
 
     dataset = TABLE_DATASETS[table]
     load_dataset(dataset, "test", data_dir)  # fail early, with the data layer's "what to supply" message
-    out = Path(out_dir)
+    out = Path(out_dir).resolve()  # absolute: run configs name their encoder by path
     result = TableResult(table, dataset, budget, trials)
     started = time.monotonic()
     jobs = min(jobs, trials)
     if jobs > 1:
         log(f"[{table}] {trials} trials, {jobs} at a time in separate processes")
     trial_log = StageLog(trials * len(table_plan()[0]), log) if jobs == 1 else print_line
-    runs = Path(runs_dir) if runs_dir is not None else out / "runs"
+    runs = Path(runs_dir).resolve() if runs_dir is not None else out / "runs"
     done = run_in_processes([(_run_trial, (t, budget, dataset, runs, data_dir, tuple(overrides), trial_log,
                                            table)) for t in range(trials)], jobs)
     result.protocol = {name: res.get("config") for name, res in done[0][0].items()}
