@@ -65,6 +65,17 @@ def test_report_of_a_table_without_paper_numbers(tmp_path) -> None:
     assert (tmp_path / "table_comparison.png").is_file()
 
 
+def test_report_of_an_unfinished_table_is_strict_json(tmp_path) -> None:
+    """A cell whose runs have not finished is null in results.json (JSON has no NaN) and '–' in the report."""
+    cells = {row: {col: [50.0] for col in COLUMNS} for row in ROW_LABELS if row != "supervised/robust"}
+    write_table_report(TableResult("mnist-table", "mnist", "cpu", 1, cells=cells), tmp_path)
+    data = json.loads((tmp_path / "results.json").read_text(), parse_constant=pytest.fail)
+    missing = [r for r in data["cells"] if r["row"] == "supervised/robust"]
+    assert missing and all(r["mean"] is None and r["std"] is None and r["values"] == [] for r in missing)
+    assert "–" in (tmp_path / "report.md").read_text()
+    assert (tmp_path / "table_comparison.png").is_file()
+
+
 @pytest.mark.parametrize(
     ("table", "budget", "trials"),
     [("no-table", "smoke", 1), ("mnist-table", "huge", 1), ("mnist-table", "smoke", 0)],

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import textwrap
 from collections.abc import Sequence
 from pathlib import Path
@@ -43,6 +44,7 @@ def plot_table_comparison(rows: Sequence[dict[str, Any]], path: str | Path, titl
     width = 0.38
     for offset, col, colour in ((-width / 2, "mlp_adv", "tab:blue"), (width / 2, "linear_adv", "tab:orange")):
         ours = [next(r["mean"] for r in rows if r["label"] == lab and r["column"] == col) for lab in labels]
+        ours = [math.nan if m is None else m for m in ours]  # a missing cell: no bar
         paper = [
             next(r["paper_mean"] for r in rows if r["label"] == lab and r["column"] == col) for lab in labels
         ]

@@ -196,8 +196,8 @@ def _cell_rows(result: TableResult) -> list[dict[str, Any]]:
                     "label": label,
                     "column": col,
                     "values": values,
-                    "mean": mean,
-                    "std": std,
+                    "mean": mean if values else None,  # JSON has no NaN: a missing cell is null
+                    "std": std if values else None,
                     "paper_mean": p_mean,
                     "paper_std": p_std,
                     "difference": None if not values or p_mean is None else round(mean - p_mean, 2),
