@@ -21,11 +21,13 @@ present: resumable), then ``mi_estimators.json`` (table + machine facts) and ``m
 
 ``--defaults`` instead measures ``estimate_mi`` with its defaults (DV and NWJ) at the corners of issue 15's
 grid, two data seeds each: rotated correlated Gaussians of dimension 10 / 30, 10 000 / 50 000 pairs,
-1 / 4 nats and independent -> ``mi_estimate_defaults.json``.
+1 / 4 nats and independent -> ``mi_estimate_defaults.json``; ``--folds K`` sets estimate_mi's cross-fitting
+folds, ``--dims`` / ``--pairs`` keep some corners (file name suffixes ``-folds<K>``, ``-d<dims>``,
+``-n<pairs>``).
 
 Usage:
     python benchmarks/mi_estimators.py [--steps 500] [--threads 1] [--out benchmarks/results/mi_estimators]
-    python benchmarks/mi_estimators.py --defaults
+    python benchmarks/mi_estimators.py --defaults [--folds 5] [--dims 30] [--pairs 10000]
 """
 
 from __future__ import annotations
@@ -189,29 +191,44 @@ def rotated_pairs(n: int, d: int, mi: float, seed: int) -> tuple[torch.Tensor, t
     return x, y @ rotation  # (n, d) @ (d, d)
 
 
-def defaults_grid(path: Path) -> None:
-    """estimate_mi with its defaults on DEFAULTS_GRID x DEFAULTS_SEEDS; prints a markdown table, writes
-    JSON."""
+def defaults_grid(path: Path, folds: int | None, dims: list[int] | None, pairs: list[int] | None) -> None:
+    """estimate_mi with its defaults (``folds``: None = its default) on DEFAULTS_GRID x DEFAULTS_SEEDS, the
+    corners restricted to ``dims`` / ``pairs`` when given; prints a markdown table, writes JSON."""
     rows = []
-    print("| dim | pairs | true MI | seed | estimator | estimate | 95 % CI | ratio | best step | flags | s |")
-    print("|---:|---:|---:|---:|---|---:|---|---:|---:|---|---:|")
-    for d, n, mi in DEFAULTS_GRID:
+    columns = ("dim", "pairs", "true MI", "seed", "estimator", "folds", "estimate", "95 % CI", "ratio")
+    print("| " + " | ".join((*columns, "best step", "flags", "s")) + " |")
+    print("|---:|---:|---:|---:|---|---:|---:|---|---:|---:|---|---:|")
+    grid = [(d, n, mi) for d, n, mi in DEFAULTS_GRID if (not dims or d in dims) and (not pairs or n in pairs)]
+    for d, n, mi in grid:
         for data_seed in DEFAULTS_SEEDS:
             x, y = rotated_pairs(n, d, mi, seed=data_seed)
             for estimator in ("dv", "nwj"):
                 start = time.perf_counter()
-                est = estimate_mi(x, y, estimator=estimator, seed=data_seed - 1)
+                est = estimate_mi(x, y, estimator=estimator, seed=data_seed - 1, folds=folds)
                 row = {"dim": d, "pairs": n, "true": mi, "seed": data_seed, "estimator": estimator,
-                       "value": est.value, "ci": est.ci, "best_step": est.best_step, "flags": est.flags,
+                       "folds": est.settings["folds"], "value": est.value, "ci": est.ci,
+                       "fold_values": est.fold_values, "best_step": est.best_step, "flags": est.flags,
                        "seconds": time.perf_counter() - start}  # fmt: skip
                 rows.append(row)
                 ratio = f"{est.value / mi:.3f}" if mi else "-"
                 ci = f"[{est.ci[0]:.3f}, {est.ci[1]:.3f}]"
-                cells = [d, n, f"{mi:g}", data_seed, estimator, f"{est.value:.3f}", ci, ratio, est.best_step,
-                         ", ".join(est.flags), f"{row['seconds']:.0f}"]  # fmt: skip
+                cells = [d, n, f"{mi:g}", data_seed, estimator, row["folds"], f"{est.value:.3f}", ci, ratio,
+                         est.best_step, ", ".join(est.flags), f"{row['seconds']:.0f}"]  # fmt: skip
                 print("| " + " | ".join(str(c) for c in cells) + " |", flush=True)
     facts = machine_facts(torch.get_num_threads())
-    path.write_text(json.dumps({"machine": facts, "seeds": DEFAULTS_SEEDS, "rows": rows}, indent=1))
+    facts["load_average_end"] = list(os.getloadavg())
+    path.write_text(
+        json.dumps({"machine": facts, "seeds": DEFAULTS_SEEDS, "folds": folds, "rows": rows}, indent=1)
+    )
+
+
+def defaults_path(out: Path, folds: int | None, dims: list[int] | None, pairs: list[int] | None) -> Path:
+    """``mi_estimate_defaults[-folds<K>][-d<dims>][-n<pairs>].json`` beside ``out``: the full grid at the
+    defaults keeps the plain name."""
+    suffix = f"-folds{folds}" if folds is not None else ""
+    suffix += "-d" + "_".join(map(str, dims)) if dims else ""
+    suffix += "-n" + "_".join(map(str, pairs)) if pairs else ""
+    return out.parent / f"mi_estimate_defaults{suffix}.json"
 
 
 def main() -> None:
@@ -220,10 +237,14 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     parser.add_argument("--defaults", action="store_true", help="estimate_mi's defaults on issue 15's grid")
+    parser.add_argument("--folds", type=int, help="--defaults: estimate_mi's folds (default: its default)")
+    parser.add_argument("--dims", type=int, nargs="+", help="--defaults: only these dimensions (10, 30)")
+    parser.add_argument("--pairs", type=int, nargs="+", help="--defaults: only these pair counts")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     if args.defaults:
-        defaults_grid(args.out.parent / "mi_estimate_defaults.json")
+        path = defaults_path(args.out, args.folds, args.dims, args.pairs)
+        defaults_grid(path, args.folds, args.dims, args.pairs)
         return
     args.out.mkdir(parents=True, exist_ok=True)
     facts_start = machine_facts(args.threads)

@@ -9,7 +9,9 @@ import torch
 
 from robustmi.errors import ConfigError
 from robustmi.mi import estimate_mi, estimate_mi_over_seeds, t_interval
-from robustmi.mi.estimate import default_steps, not_converged
+from robustmi.mi.confidence import not_converged
+from robustmi.mi.estimate import default_steps
+from robustmi.mi.splits import plan_splits
 
 D = 5  # dimension of x and y; I = -D/2 log(1 - rho^2)
 
@@ -256,3 +258,45 @@ def test_smile_estimator_reports_smile():
     x, y = _rotated_pairs(3000, 3, 1.0, 0)
     est = estimate_mi(x, y, estimator="smile", steps=100, batch_size=64)
     assert est.settings["report_bound"] == "smile" and 0.5 < est.value < 1.2
+
+
+def test_cross_fitting_splits_report_every_pair_once():
+    """K folds of whole test batches: disjoint test parts covering all pairs but a remainder < batch_size;
+    each critic's train, validation and test parts disjoint; folds=1 is the single split."""
+    n, batch = 1000, 32  # 31 batches (remainder 8) in 4 folds of 8, 8, 8, 7 batches
+    splits = plan_splits(n, batch, 0.2, 4, True, seed=5, device=torch.device("cpu"))
+    tests = torch.cat([s.test for s in splits])
+    assert [s.test.shape[0] for s in splits] == [256, 256, 256, 224]
+    assert tests.unique().shape[0] == tests.shape[0] == n - n % batch
+    for s in splits:
+        parts = torch.cat([s.train, s.val, s.test])
+        assert parts.unique().shape[0] == parts.shape[0] == n  # disjoint, and every pair in one part
+        assert s.val.shape[0] == 100  # holdout / 2 of the pairs, as the single split's validation part
+    assert len({s.seed for s in splits}) == 4 and splits[0].seed == 5
+    (single,) = plan_splits(n, batch, 0.2, 1, True, seed=5, device=torch.device("cpu"))
+    assert (single.train.shape[0], single.val.shape[0], single.test.shape[0]) == (800, 100, 100)
+
+
+def test_cross_fitting_estimate_is_deterministic_pools_every_fold_and_has_a_ci():
+    x, y = _rotated_pairs(1000, 3, 1.0, 0)
+    kwargs = {"steps": 30, "batch_size": 32, "seed": 2, "critic_kwargs": {"hidden": 16, "embed": 8}}
+    first = estimate_mi(x, y, folds=4, **kwargs)
+    second = estimate_mi(x, y, folds=4, **kwargs)
+    assert first.value == second.value and first.holdout_values == second.holdout_values
+    assert first.fold_values == second.fold_values and len(first.fold_values) == 4
+    s = first.settings
+    assert (s["folds"], s["num_holdout"], s["num_holdout_batches"]) == (4, 992, 31)
+    assert len(first.holdout_values) == 31  # every test batch of every fold is reported once
+    assert first.value == pytest.approx(sum(first.holdout_values) / 31)
+    assert first.ci[0] <= first.value <= first.ci[1] and s["ci"] == "bootstrap over test batches of 4 folds"
+    assert len(first.train_curve) == 30 and first.val_steps == [0, 30]  # the first fold's curves
+    single = estimate_mi(x, y, folds=1, **kwargs)
+    assert single.settings["folds"] == 1 and single.fold_values == [single.value]
+    assert len(single.holdout_values) == 3  # the single split's 100 test pairs
+
+
+@pytest.mark.parametrize("folds, match", [(0, "folds must be >= 1"), (40, "fewer than folds")])
+def test_bad_folds_raise_one_line_config_error(folds, match):
+    with pytest.raises(ConfigError, match=match) as info:
+        estimate_mi(torch.randn(1000, 2), torch.randn(1000, 2), steps=5, batch_size=32, folds=folds)
+    assert "\n" not in str(info.value)

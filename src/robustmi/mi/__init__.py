@@ -1,7 +1,7 @@
 """robustmi.mi: neural mutual-information estimation (PAPER.md §2.2–2.3, §3).
 
 - :mod:`~robustmi.mi.bounds`: DV (MINE), JSD, InfoNCE, NWJ lower bounds and SMILE, pure functions of critic
-  scores.
+  scores; :mod:`~robustmi.mi.dv_moving_average`: MINE's moving-average DV gradient (stateful).
 - :mod:`~robustmi.mi.critics`, :mod:`~robustmi.mi.image_critic`: separable, concat and the paper's
   image critic.
 - :mod:`~robustmi.mi.estimate`: ``estimate_mi`` / ``estimate_mi_over_seeds`` (train a critic, select its
@@ -16,9 +16,7 @@
 """
 
 from robustmi.mi.bounds import (
-    DVMovingAverage,
     dv_bound,
-    dv_moving_average_surrogate,
     get_bound,
     infonce_bound,
     jsd_bound,
@@ -29,6 +27,7 @@ from robustmi.mi.bounds import (
 from robustmi.mi.confidence import bootstrap_ci, t_interval
 from robustmi.mi.critics import ConcatCritic, ImageCritic, SeparableCritic, create_critic, list_critics
 from robustmi.mi.dim import DIMObjective, load_dim_objective, save_dim_objective
+from robustmi.mi.dv_moving_average import DVMovingAverage, dv_moving_average_surrogate
 from robustmi.mi.estimate import MIEstimate, estimate_mi, estimate_mi_over_seeds, report_bound_name
 from robustmi.mi.representation import estimate_mi_of
 from robustmi.mi.worst_case import WorstCase, worst_case_inputs

@@ -3,8 +3,8 @@
 - :func:`bootstrap_ci`: percentile bootstrap of a mean over independent units (held-out batches of pairs).
 - :func:`t_interval`: Student-t interval of a mean over a few independent repeats (seeds), where a bootstrap
   of two to five values would be far too narrow.
-- :func:`negative_beyond_ci` / :func:`holdout_overfit`: the checks behind the ``negative_mi`` and
-  ``critic_overfit`` flags (docs/flags.md).
+- :func:`negative_beyond_ci` / :func:`holdout_overfit` / :func:`not_converged`: the checks behind the
+  ``negative_mi``, ``critic_overfit`` and ``not_converged`` flags (docs/flags.md).
 
 Pure Python/torch, no scipy: the t quantile uses the Cornish–Fisher expansion (Abramowitz & Stegun 26.7.5),
 exact in closed form for 1 and 2 degrees of freedom; from 3 on within 0.3 % of the exact quantile for the
@@ -20,7 +20,14 @@ import torch
 
 from robustmi.errors import ConfigError
 
-__all__ = ["bootstrap_ci", "holdout_overfit", "negative_beyond_ci", "t_interval", "t_quantile"]
+__all__ = [
+    "bootstrap_ci",
+    "holdout_overfit",
+    "negative_beyond_ci",
+    "not_converged",
+    "t_interval",
+    "t_quantile",
+]
 
 
 def _check_level(level: float) -> None:
@@ -124,3 +131,17 @@ def holdout_overfit(curve: list[float], best: int, noise: float, min_drop: float
     if not curve or best >= len(curve) - 1:
         return False
     return curve[best] - curve[-1] > max(min_drop, 3.0 * noise)
+
+
+def not_converged(curve: list[float]) -> bool:
+    """True when the training objective still rises over the last quarter of the steps.
+
+    A least-squares line through the last quarter of ``curve``; flagged when its rise over that quarter
+    exceeds 0.05 nats + 5 % of the quarter's mean. Curves shorter than 20 steps are not judged.
+    """
+    if len(curve) < 20:
+        return False
+    tail = torch.tensor(curve[-(len(curve) // 4) :], dtype=torch.float64)
+    t = torch.arange(len(tail), dtype=torch.float64)
+    slope = float(((t - t.mean()) * (tail - tail.mean())).sum() / ((t - t.mean()) ** 2).sum())
+    return slope * len(tail) > 0.05 + 0.05 * abs(float(tail.mean()))
