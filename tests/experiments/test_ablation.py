@@ -1,28 +1,58 @@
-"""The fidelity ablation at the smoke budget: every variant trains, is measured, and lands in the table."""
+"""The encoder ablations at the smoke budget: every variant trains with its settings, is measured, and lands
+in the table; the search ablation compares each search with the paper's PGD-10."""
 
 from __future__ import annotations
 
 import json
 
+import pytest
 import torch
 
-from robustmi.experiments.ablation import VARIANTS, reproduce_fidelity_ablation
+from robustmi.errors import ConfigError
+from robustmi.experiments.ablation import ABLATIONS, PARITY_POINTS, reproduce_ablation
 
 
-def test_smoke_ablation_writes_a_table_of_every_variant(tmp_path):
+def _smoke(study: str, out) -> dict:
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        payload = reproduce_fidelity_ablation("smoke", tmp_path, trials=1, log=lambda _: None)
+        return reproduce_ablation(study, "smoke", out, trials=1, log=lambda _: None)
     finally:
         torch.set_num_threads(threads)
-    assert len(payload["variants"]) == len(VARIANTS) == 4
+
+
+def _assert_records(payload: dict, out) -> None:
     for record in payload["records"]:
         assert 0 <= record["robust_pgd"] <= record["robust_natural"] <= 1
         assert 0 <= record["standard_pgd"] <= record["standard_natural"] <= 1
         assert record["search_distance"] >= 0
-        run = tmp_path / "runs" / "seed-0" / f"encoder-{record['variant']}"
+        run = out / "runs" / "seed-0" / f"encoder-{record['variant']}"
         config = json.loads((run / "results.json").read_text())["config"]
-        assert config["through_critic"] == record["through_critic"]
-        assert config["num_convs"] == record["num_convs"]
+        for key, value in record["settings"].items():  # the variant's settings reached its encoder run
+            assert config[key] == value, key
+
+
+def test_smoke_fidelity_ablation_writes_a_table_of_every_variant(tmp_path):
+    payload = _smoke("fidelity-ablation", tmp_path)
+    assert set(payload["variants"]) == {"detached-2conv", "detached-3conv", "through-2conv", "through-3conv"}
+    _assert_records(payload, tmp_path)
     assert (tmp_path / "ablation.json").is_file() and "detached-2conv" in (tmp_path / "report.md").read_text()
+
+
+def test_smoke_search_ablation_compares_with_the_papers_search(tmp_path):
+    payload = _smoke("search-ablation", tmp_path)
+    assert list(payload["variants"]) == ["pgd-10", "pgd-5", "fgsm-rs"] and payload["reference"] == "pgd-10"
+    _assert_records(payload, tmp_path)
+    steps = {name: v["settings"]["attack"]["steps"] for name, v in payload["variants"].items()}
+    assert steps == {"pgd-10": 10, "pgd-5": 5, "fgsm-rs": 1}
+    assert payload["variants"]["fgsm-rs"]["settings"]["attack"]["random_start"] is True
+    assert payload["variants"]["pgd-10"]["robust_pgd_vs_reference"] == 0.0
+    for v in payload["variants"].values():
+        assert v["at_parity"] == (v["robust_pgd_vs_reference"] >= -PARITY_POINTS)
+    assert "parity" in (tmp_path / "report.md").read_text()
+
+
+def test_unknown_ablation_is_refused(tmp_path):
+    with pytest.raises(ConfigError, match="search-ablation"):
+        reproduce_ablation("no-ablation", "smoke", tmp_path)
+    assert set(ABLATIONS) == {"fidelity-ablation", "search-ablation"}

@@ -12,7 +12,7 @@ _OVERRIDES = typer.Argument(
     None, help="key=value settings for every run that has the key, e.g. num_threads=1 lr=1e-4."
 )
 _TARGETS = ("mnist-table", "fashion-mnist-table", "cifar10-table", "svhn-table", "rv-vs-gap",
-            "fidelity-ablation")
+            "fidelity-ablation", "search-ablation")
 
 
 def demo(
@@ -42,9 +42,9 @@ def reproduce(
     data_dir: str | None = typer.Option(
         None, "--data-dir", help="Dataset folder (needed for CIFAR-10/SVHN)."
     ),
-    dataset: str = typer.Option("mnist", "--dataset", help="Dataset of rv-vs-gap and fidelity-ablation."),
+    dataset: str = typer.Option("mnist", "--dataset", help="Dataset of rv-vs-gap and the ablations."),
     seed: int = typer.Option(
-        None, "--seed", help="fidelity-ablation: run only this seed (seeds can run in parallel processes)."
+        None, "--seed", help="Ablations: run only this seed (seeds can run in parallel processes)."
     ),
     jobs: int = typer.Option(1, "--jobs", help="Tables, rv-vs-gap: runs trained at once, one process each."),
     runs: Path = typer.Option(None, "--runs", help="Tables, rv-vs-gap: runs folder (default OUT/runs); "
@@ -54,11 +54,11 @@ def reproduce(
     """Run a paper experiment end to end and write report.md, report.html and results.json."""
     if target not in _TARGETS:
         raise ConfigError(f"unknown target {target!r}; choose one of: {', '.join(_TARGETS)}")
-    if target == "fidelity-ablation":
-        from robustmi.experiments.ablation import reproduce_fidelity_ablation
+    if target.endswith("-ablation"):
+        from robustmi.experiments.ablation import reproduce_ablation
 
-        reproduce_fidelity_ablation(budget, out, trials=trials, only_seed=seed, dataset=dataset,
-                                    data_dir=data_dir, overrides=overrides or [])
+        reproduce_ablation(target, budget, out, trials=trials, only_seed=seed, dataset=dataset,
+                           data_dir=data_dir, overrides=overrides or [])
     elif target == "rv-vs-gap":
         from robustmi.experiments.rv_vs_gap import reproduce_rv_vs_gap
 

@@ -43,7 +43,7 @@ def _attack(dataset: str, **changes: Any) -> dict[str, Any]:
     return {**config_to_dict(paper_attack(dataset)), **changes}
 
 
-def _cpu_search(dataset: str) -> dict[str, Any]:
+def cpu_search(dataset: str) -> dict[str, Any]:
     """The encoder's worst-case search on the cpu budget: half the paper's steps at twice its step size
     (MNIST: 5 steps of 0.1, which still crosses the 0.3 ball; as prototyped, DESIGN.md)."""
     attack = paper_attack(dataset)
@@ -75,7 +75,7 @@ def _encoder_preset(name: str, dataset: str) -> dict[str, Any]:
         # 3 convs on the cpu budget: at 200 steps the 3-conv critic gave robust heads twice the PGD accuracy
         # of the 2-conv one, 2 seeds each (docs/fidelity.md), in about half the wall time per step
         return {**_CPU, "epochs": CPU_EPOCHS["encoder"], "critic_width": 512, "num_convs": 3,
-                "attack": _cpu_search(dataset), "mi_eval_samples": 512}
+                "attack": cpu_search(dataset), "mi_eval_samples": 512}
     return {**_SMOKE, "critic_width": 64, "num_convs": 2, "attack": _smoke_attack(dataset),
             "mi_eval_samples": 64}
 
