@@ -42,6 +42,7 @@ def test_encoder_run_writes_its_folder(smoke_encoder_run) -> None:
                                           "random_start": False}
     assert on_disk["training"]["stopped_by"] == "epochs" and on_disk["training"]["epochs"] == 2
     assert all(isinstance(on_disk[k], float) for k in ("train_mi", "mi_clean", "mi_worst"))
+    assert on_disk["wall_s"] > 0 and on_disk["cpu_s"] > 0  # time to result: wall and CPU time
     encoder = load_model(out)
     assert encoder.feature_dim == 64 and encoder(torch.rand(2, 1, 28, 28)).shape == (2, 64)
     dim = load_dim_objective(out)

@@ -54,6 +54,7 @@ class Session:
         self.dist = DistInfo()
         self._threads = torch.get_num_threads()
         self._started = time.monotonic()
+        self._cpu_started = time.process_time()  # this process's CPU time, every thread
 
     def __enter__(self) -> Session:
         if self.cfg.num_threads is not None:
@@ -98,7 +99,8 @@ class Session:
         attack = getattr(self.cfg, "attack", None)
         return {"kind": kind, **knobs, "world_size": self.dist.world_size, **extra, "training": training,
                 "training_attack": config_to_dict(attack) if attack is not None else None,
-                "config": config_to_dict(self.cfg), "wall_s": round(time.monotonic() - self._started, 2)}
+                "config": config_to_dict(self.cfg), "wall_s": round(time.monotonic() - self._started, 2),
+                "cpu_s": round(time.process_time() - self._cpu_started, 2)}  # this session's, like wall_s
 
     def write_results(self, results: dict[str, Any]) -> None:
         if self.dist.is_main:
