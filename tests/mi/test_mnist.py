@@ -58,7 +58,7 @@ def held_apart(mnist_train):
 
 def test_trained_encoder_has_clearly_more_mi_separable_critic(encoders, held_apart):
     """Fast variant: separable critic on the flattened image vs the 64-d code."""
-    kwargs = {"critic": "separable", "steps": 400, "batch_size": 64, "seed": 0}
+    kwargs = {"critic": "separable", "steps": 400, "batch_size": 64, "seed": 0, "folds": 1}
     trained = estimate_mi_of(encoders[0], held_apart, **kwargs)
     random = estimate_mi_of(encoders[1], held_apart, **kwargs)
     assert trained.value > random.value + MARGIN, (trained.value, random.value)
@@ -87,12 +87,12 @@ def test_estimate_mi_of_taps_layers_and_restores_mode(encoders, mnist_train):
     encoder.train()
     images = mnist_train.subset(400)  # a robustmi.data.Dataset (80 held out: 40 validation + 40 test pairs)
     est = estimate_mi_of(encoder, images, layer="features", critic="separable", steps=5, batch_size=32,
-                         critic_kwargs={"hidden": 16, "embed": 8})
+                         critic_kwargs={"hidden": 16, "embed": 8}, folds=1)
     assert encoder.training
     assert est.settings["layer"] == "features" and est.settings["z_shape"] == [64]
     conv_layer = next(name for name, m in encoder.named_modules() if isinstance(m, torch.nn.Conv2d))
     est = estimate_mi_of(encoder, images.images, layer=conv_layer, limit=200, critic="separable", steps=5,
-                         batch_size=16, critic_kwargs={"hidden": 16, "embed": 8})
+                         batch_size=16, critic_kwargs={"hidden": 16, "embed": 8}, folds=1)
     assert est.settings["z_shape"] == [64 * 14 * 14] and est.settings["num_train"] == 160
 
 

@@ -5,7 +5,8 @@ training pairs, run by the one training loop (:class:`robustmi.training.Engine`:
 clipping, per-step cosine schedule, step-level validation and best-step selection, NaN checks). Every
 ``eval_every`` steps (and before the first and after the last) the critic is scored, frozen, on validation
 pairs; with ``selection="best"`` the best-scoring weights are kept, as Algorithm 2 keeps
-θ_opt = argmax_t V(t) (PAPER.md §3), but on held-out pairs.
+θ_opt = argmax_t V(t) (PAPER.md §3), but on held-out pairs. :func:`fit_split` builds, trains and scores the
+critic of one split of the pairs (with cross-fitting, one per fold).
 """
 
 from __future__ import annotations
@@ -19,8 +20,9 @@ from torch import Tensor, nn
 from robustmi.errors import ConfigError
 from robustmi.mi.bounds import get_bound
 from robustmi.mi.critics import create_critic, list_critics
+from robustmi.mi.splits import Split
 
-__all__ = ["build_critic", "evaluate_critic", "fit_critic"]
+__all__ = ["build_critic", "evaluate_critic", "fit_critic", "fit_split"]
 
 
 def build_critic(name: str, x: Tensor, z: Tensor, kwargs: dict[str, Any], seed: int) -> nn.Module:
@@ -105,3 +107,28 @@ def fit_critic(critic: nn.Module, data: dict[str, Tensor], cfg: dict[str, Any]) 
     best = summary["best_step"] if select and summary["best_step"] is not None else steps
     val_steps, val_curve = [h["step"] for h in evals], [h["val_mi"] for h in evals]
     return {"curve": curve, "val_steps": val_steps, "val_curve": val_curve, "best_step": best}
+
+
+def fit_split(
+    x: Tensor, z: Tensor, split: Split, critic: str, kwargs: dict[str, Any], cfg: dict[str, Any]
+) -> dict[str, Any]:
+    """Build critic ``critic`` (``kwargs``, seeded by ``split.seed``), train it on ``split``'s training pairs
+    (step selected on its validation pairs) and score its test pairs, frozen.
+
+    Args:
+        x, z: (N, ...) and (N, D_z) paired samples, on one device; ``split`` indexes them.
+        split: one critic's parts (:func:`robustmi.mi.splits.plan_splits`).
+        critic, kwargs: the critic's registry name and arguments.
+        cfg: as :func:`fit_critic` (its ``seed`` is replaced by ``split.seed``).
+
+    Returns:
+        :func:`fit_critic`'s result plus ``values`` (the ``cfg["report"]`` bound on each test batch) and
+        ``val_batches`` (the number of validation batches).
+    """
+    cfg = {**cfg, "seed": split.seed}
+    net = build_critic(critic, x, z, kwargs, split.seed)
+    data = {"x": x[split.train], "z": z[split.train], "x_val": x[split.val], "z_val": z[split.val]}
+    fit = fit_critic(net, data, cfg)
+    fit["values"] = evaluate_critic(net, x[split.test], z[split.test], cfg["batch_size"], cfg["report"])
+    fit["val_batches"] = split.val.shape[0] // cfg["batch_size"]
+    return fit

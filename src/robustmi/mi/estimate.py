@@ -5,7 +5,9 @@ interchangeable bound. The pairs are split three ways: a critic is trained by gr
 bound over minibatches of the *training* pairs; every ``eval_every`` steps it is scored, frozen, on the
 *validation* pairs, and the best step's critic is kept (as Algorithm 2 keeps θ_opt = argmax_t V(t), but on
 held-out pairs); that critic's bound on the *test* pairs, in batches, is the reported value, with a bootstrap
-confidence interval over the test batches.
+confidence interval over the test batches. Below 20 000 pairs vector critics cross-fit by default
+(:func:`default_folds`): ten critics, each trained and selected on nine tenths of the pairs, score the
+remaining tenth, so every pair is reported once.
 
 Reported value: the DV bound (nats) of the trained critic for ``estimator`` in {"dv", "jsd", "nwj"} (as in the
 MINE/DIM literature, a critic trained with the JSD or NWJ objective is read out with DV, which is invariant to
@@ -19,8 +21,9 @@ training-batch estimate was 0.6 nats *above* zero. Selecting the step on validat
 and the smaller, weight-decayed critic below removes most of it. Its linear and quadratic paths hold the
 second-order part of the dependence, and the step count grows with the data (:func:`default_steps`): DV and
 NWJ are within 10 % at 1-4 nats at every 10-d and every 50 000-pair corner of issue 15's grid, and 0 on
-independent data; 30-d with 10 000 pairs is limited by the data (0.89-0.92 of the truth at 1 nat on fresh
-pairs, plus +-4 % noise of the 1000-pair test split).
+independent data. At 30-d with 10 000 pairs one split's 1000 test pairs added +-4 % of noise (DV 0.955 and
+0.802 at 1 nat for two data draws); cross-fitting removes it (0.908 / 0.906) and leaves the critic's
+finite-data bias: DV within 10 % there, NWJ 0.88-0.89 of the truth at 1 and 4 nats.
 """
 
 from __future__ import annotations
@@ -41,11 +44,14 @@ from robustmi.mi.confidence import (
     not_converged,
     t_interval,
 )
-from robustmi.mi.critic_training import build_critic, evaluate_critic, fit_critic
-from robustmi.mi.splits import Split, plan_splits
+from robustmi.mi.critic_training import fit_split
+from robustmi.mi.splits import plan_splits
 
 __all__ = [
+    "CROSS_FIT_BELOW",
+    "CROSS_FIT_FOLDS",
     "MIEstimate",
+    "default_folds",
     "default_steps",
     "default_weight_decay",
     "estimate_mi",
@@ -92,6 +98,29 @@ def default_steps(num_train: int, batch_size: int) -> int:
     pairs); 3000 steps (9.6 epochs) read 0.944. Below 12 800 training pairs the 1000-step floor rules.
     """
     return max(1000, math.ceil(10 * num_train / batch_size))
+
+
+CROSS_FIT_FOLDS, CROSS_FIT_BELOW = 10, 20_000
+"""Default cross-fitting of vector critics: :data:`CROSS_FIT_FOLDS` critics below :data:`CROSS_FIT_BELOW`
+pairs (see :func:`default_folds`)."""
+
+
+def default_folds(num_pairs: int, batch_size: int, critic: str) -> int:
+    """Default folds: 10 below 20 000 pairs (at most one per batch of pairs), else 1 (one split); 1 for the
+    convolutional ``"image"`` critic, whose steps cost far more (its folds are not measured).
+
+    Measured at issue 15's 10 000-pair corners (benchmarks/RESULTS.md, "Cross-fitting"): one split reports
+    on 1000 test pairs, whose own noise (sigma 0.042 nats at 1 nat) moved 30-d DV from 0.955 to 0.802
+    between two data draws; 10 folds report on every pair (0.908 / 0.906, CI +-3 % instead of +-9 %). Ten
+    critics keep the single split's training size (5 folds leave ~1000 fewer training pairs per critic and
+    read 0.007-0.015 lower at 30-d, 1 nat). Below 20 000 pairs each critic trains at the 1000-step floor of
+    :func:`default_steps`, so the cost is 10 x 1000 steps (measured 40-60 s instead of 4-6 s on a shared
+    2-vCPU machine); from 20 000 pairs one split's test part holds >= 2000 pairs (at 50 000 pairs every
+    corner is within 10 % with one split) and the critics grow costlier with the data.
+    """
+    if num_pairs >= CROSS_FIT_BELOW or critic == "image":
+        return 1
+    return max(1, min(CROSS_FIT_FOLDS, num_pairs // batch_size))
 
 
 @dataclass
@@ -200,19 +229,6 @@ def _flags(fits: list[dict[str, Any]], ci: tuple[float, float], level: float, se
     return flags
 
 
-def _fit_split(x: Tensor, z: Tensor, split: Split, critic: str, kwargs: dict[str, Any], cfg: dict[str, Any]
-               ) -> dict[str, Any]:  # fmt: skip
-    """Train one critic on ``split``'s training pairs (step selected on its validation pairs) and score its
-    test pairs, frozen: :func:`fit_critic`'s curves plus ``values`` (test batches) and ``val_batches``."""
-    cfg = {**cfg, "seed": split.seed}
-    net = build_critic(critic, x, z, kwargs, split.seed)
-    data = {"x": x[split.train], "z": z[split.train], "x_val": x[split.val], "z_val": z[split.val]}
-    fit = fit_critic(net, data, cfg)
-    fit["values"] = evaluate_critic(net, x[split.test], z[split.test], cfg["batch_size"], cfg["report"])
-    fit["val_batches"] = split.val.shape[0] // cfg["batch_size"]
-    return fit
-
-
 def estimate_mi(
     x: Tensor,
     z: Tensor,
@@ -231,7 +247,7 @@ def estimate_mi(
     max_grad_norm: float | None = 10.0,
     critic_kwargs: dict[str, Any] | None = None,
     ci_level: float = 0.95,
-    folds: int = 1,
+    folds: int | None = None,
 ) -> MIEstimate:
     """Estimate I(X; Z) in nats from paired samples with a freshly trained neural critic, with a CI.
 
@@ -283,7 +299,8 @@ def estimate_mi(
         critic_kwargs: critic arguments (e.g. ``hidden``, ``embed``, ``width``, ``num_convs``), applied over
             :data:`CRITIC_DEFAULTS`.
         ci_level: coverage of the confidence interval.
-        folds: 1 (one train / validation / test split) or K >= 2 (cross-fitting, K critics, see above).
+        folds: 1 (one train / validation / test split) or K >= 2 (cross-fitting, K critics, see above);
+            None: :func:`default_folds` (10 below 20 000 pairs, else 1; 1 for the image critic).
 
     Returns:
         :class:`MIEstimate` with ``value`` (nats, test part), ``ci``, ``flags``, ``best_step``, the curves and
@@ -310,6 +327,7 @@ def estimate_mi(
     z = z.reshape(z.shape[0], -1).to(x.device)  # (N, ...) -> (N, D_z)
     if critic != "image":
         x = x.reshape(x.shape[0], -1)  # (N, ...) -> (N, D_x)
+    folds = default_folds(x.shape[0], batch_size, critic) if folds is None else folds
     splits = plan_splits(x.shape[0], batch_size, holdout, folds, selection == "best", seed, x.device)
     n_train = splits[0].train.shape[0]  # the first split's sizes set the defaults of every fold
     if weight_decay is None:
@@ -319,7 +337,7 @@ def estimate_mi(
     kwargs = {**CRITIC_DEFAULTS.get(critic, {}), **(critic_kwargs or {})}
     cfg = {"estimator": estimator, "report": report, "lr": lr, "lr_schedule": lr_schedule, "seed": seed,
            "batch_size": batch_size, "steps": steps, "max_grad_norm": max_grad_norm, **opts}  # fmt: skip
-    fits = [_fit_split(x, z, split, critic, kwargs, cfg) for split in splits]
+    fits = [fit_split(x, z, split, critic, kwargs, cfg) for split in splits]
     values = [v for fit in fits for v in fit["values"]]
     settings = {
         "estimator": estimator, "critic": critic, "critic_kwargs": kwargs, "steps": steps,
