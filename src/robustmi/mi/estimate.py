@@ -290,7 +290,8 @@ def estimate_mi(
         lr: AdamW learning rate.
         seed: seeds the split, the batch order, the critic initialisation and the bootstrap (the global RNG is
             left untouched); with folds, the first critic's seed, the others' drawn from it.
-        holdout: fraction of pairs held out (validation + test, or test alone with ``selection="last"``).
+        holdout: fraction of pairs held out (validation + test, or test alone with ``selection="last"``); with
+            folds >= 2 each critic's validation part is ``holdout / 2`` of the pairs.
         selection: ``"best"`` (validation-selected step) or ``"last"``.
         eval_every: validation period in steps (``selection="best"``).
         weight_decay: AdamW's decoupled weight decay; None: :func:`default_weight_decay`.
@@ -303,8 +304,8 @@ def estimate_mi(
             None: :func:`default_folds` (10 below 20 000 pairs, else 1; 1 for the image critic).
 
     Returns:
-        :class:`MIEstimate` with ``value`` (nats, test part), ``ci``, ``flags``, ``best_step``, the curves and
-        ``settings``.
+        :class:`MIEstimate` with ``value`` (nats, test part; with folds, all folds' test parts), ``ci``,
+        ``flags``, ``best_step``, the curves, ``fold_values`` and ``settings``.
 
     Raises:
         ConfigError: mismatched sample counts, NaN/inf inputs, unknown estimator, critic or selection,
