@@ -34,6 +34,17 @@ def test_report_flags_a_violated_ceiling(tmp_path) -> None:
     ).is_file()
 
 
+def test_report_of_unmeasured_models_says_incomplete(tmp_path) -> None:
+    import json
+
+    points = [ModelPoint(n, 0.9, 0.1 * i, 1.0, 0.5, 0.5 + i, 0.5) for i, n in enumerate("abc")]
+    write_rv_report(points, tmp_path, "cpu", "mnist", 1.0, missing=["d"])
+    assert json.loads((tmp_path / "results.json").read_text())["missing_models"] == ["d"]
+    assert "**Incomplete**: 1 planned model(s) not measured yet (d)" in (tmp_path / "report.md").read_text()
+    write_rv_report(points, tmp_path, "cpu", "mnist", 1.0)
+    assert "Incomplete" not in (tmp_path / "report.md").read_text()
+
+
 @pytest.mark.slow
 def test_smoke_rv_vs_gap_on_real_mnist(tmp_path) -> None:
     import json

@@ -196,8 +196,13 @@ def reproduce_rv_vs_gap(
     return points
 
 
-def write_rv_report(points: list[ModelPoint], out: Path, budget: str, dataset: str, wall_s: float) -> None:
-    """Both figures, the per-model table, the Spearman correlation and whether Theorem 3.4 held."""
+def write_rv_report(points: list[ModelPoint], out: Path, budget: str, dataset: str, wall_s: float,
+                    missing: Sequence[str] = ()) -> None:
+    """Both figures, the per-model table, the Spearman correlation and whether Theorem 3.4 held.
+
+    ``missing``: planned models not measured yet (a report of finished models while the rest still run);
+    the report and results.json name them.
+    """
     out.mkdir(parents=True, exist_ok=True)
     rho = spearman([p.vulnerability for p in points], [p.gap for p in points])
     holds = all(p.adversarial_accuracy <= p.ceiling + 1e-9 for p in points)
@@ -230,6 +235,7 @@ def write_rv_report(points: list[ModelPoint], out: Path, budget: str, dataset: s
         "spearman_rv_gap": rho,
         "theorem34_holds": holds,
         "models": rows,
+        "missing_models": list(missing),
         "wall_s": round(wall_s, 1),
     }
     from robustmi.vulnerability import vulnerability_preset
@@ -245,6 +251,10 @@ def write_rv_report(points: list[ModelPoint], out: Path, budget: str, dataset: s
         f"adversarial gap: {rho:.2f} (paper: RV and gap decrease together). Theorem 3.4 ceiling above "
         f"every measured PGD accuracy: {'yes' if holds else 'NO'}."
     )
+    if missing:
+        report.text(f"**Incomplete**: {len(missing)} planned model(s) not measured yet "
+                    f"({', '.join(missing)}); re-running the same command measures them and rewrites this "
+                    f"report.")
     report.table(
         ["model", "nat %", "PGD %", "gap", "I normal", "I worst", "RV", "ceiling %"],
         [
