@@ -39,7 +39,9 @@ def test_report_of_unmeasured_models_says_incomplete(tmp_path) -> None:
 
     points = [ModelPoint(n, 0.9, 0.1 * i, 1.0, 0.5, 0.5 + i, 0.5) for i, n in enumerate("abc")]
     write_rv_report(points, tmp_path, "cpu", "mnist", 1.0, missing=["d"])
-    assert json.loads((tmp_path / "results.json").read_text())["missing_models"] == ["d"]
+    payload = json.loads((tmp_path / "results.json").read_text(), parse_constant=pytest.fail)  # strict JSON
+    assert payload["missing_models"] == ["d"] and payload["spearman_rv_gap_supervised"] is None  # none here
+    assert payload["spearman_rv_gap"] == pytest.approx(-1.0)  # RV rises as the gap falls here
     assert "**Incomplete**: 1 planned model(s) not measured yet (d)" in (tmp_path / "report.md").read_text()
     write_rv_report(points, tmp_path, "cpu", "mnist", 1.0)
     assert "Incomplete" not in (tmp_path / "report.md").read_text()
