@@ -53,6 +53,7 @@ from typing import Any
 import yaml
 
 from robustmi.errors import ConfigError, RobustMIError
+from robustmi.experiments.ablation import search_variants
 from robustmi.experiments.runner import RunSpec, check_overrides, run_config, run_one
 from robustmi.runs import config_to_dict
 from robustmi.runs._atomic import atomic_write_text
@@ -86,16 +87,14 @@ class Recipe:
 
 
 _ES_HEAD = {"early_stop": "adversarial"}  # the cpu preset's robust head: PGD-AT, best held-out PGD epoch
-_MNIST_SEARCH = {"eps": 0.3, "norm": "linf", "random_start": False}
+_SEARCHES = search_variants("mnist")  # the encoder searches of `reproduce search-ablation`
 RECIPES = {
     "cpu": Recipe("cpu presets: search PGD-5 of 0.1, critic 512 / 3 convs, Adam 1e-3; head PGD-10 AT, E.S.",
                   head=_ES_HEAD),
     "paper-search": Recipe("cpu presets with the paper's encoder search (PGD-10 of 0.1)",
-                           encoder={"attack": {**_MNIST_SEARCH, "steps": 10, "step_size": 0.1}},
-                           head=_ES_HEAD),
+                           encoder=_SEARCHES["pgd-10"], head=_ES_HEAD),
     "fgsm-rs": Recipe("cpu presets with a one-step search (FGSM from a random start, step 1.25 eps)",
-                      encoder={"attack": {**_MNIST_SEARCH, "steps": 1, "step_size": 0.375,
-                                          "random_start": True}}, head=_ES_HEAD),
+                      encoder=_SEARCHES["fgsm-rs"], head=_ES_HEAD),
 }
 _SMOKE_MILESTONES = (1, 2)
 # set by the benchmark itself: encoder epochs come from the milestones, heads are robust MLPs on them

@@ -59,7 +59,9 @@ def _fidelity_variants(dataset: str) -> dict[str, dict[str, Any]]:
             for tc, nc in product((False, True), (2, 3))}
 
 
-def _search_variants(dataset: str) -> dict[str, dict[str, Any]]:
+def search_variants(dataset: str) -> dict[str, dict[str, Any]]:
+    """The encoder searches compared by ``search-ablation`` (and named by time_to_result's recipes), as
+    encoder-run fields."""
     from robustmi.attacks import paper_attack
     from robustmi.runs import config_to_dict
     from robustmi.training.presets import cpu_search
@@ -74,7 +76,7 @@ def _search_variants(dataset: str) -> dict[str, dict[str, Any]]:
 ABLATIONS = {
     "fidelity-ablation": Ablation("Fidelity ablation: worst-case-MI encoders", _fidelity_variants),
     "search-ablation": Ablation("Search ablation: cheaper worst-case searches for encoder training",
-                                _search_variants, reference="pgd-10"),
+                                search_variants, reference="pgd-10"),
 }
 
 
