@@ -11,6 +11,7 @@ from robustmi.runs import RunDir, save_checkpoint
 from robustmi.runs.measurement import finished_results, measurement_run
 from robustmi.runs.run_config import (
     config_differences,
+    field_defaults,
     layered_config,
     read_run_config,
     run_dataset,
@@ -51,6 +52,19 @@ def test_config_differences_name_nested_keys_and_skip_ignored() -> None:
     assert config_differences(saved, wanted, ignore=("data_dir",)) == [
         "attack.eps: 0.3 -> 0.1", "limit: '<unset>' -> 5"]
     assert config_differences(saved, saved) == []
+
+
+def test_a_setting_added_after_a_run_compares_as_its_default() -> None:
+    """A run saved before ``limit`` existed (and before ``attack.steps``) ran with their defaults' behaviour."""
+    defaults = field_defaults(Measure)
+    assert defaults == {"dataset": "mnist", "attack": {"eps": 0.3, "steps": 10}, "limit": 100, "epochs": 1,
+                        "data_dir": None}
+    assert field_defaults(Measure(limit=5)) == defaults and field_defaults({"limit": 5}) == {}
+    old = {"dataset": "mnist", "attack": {"eps": 0.3}, "epochs": 1, "data_dir": None}
+    assert config_differences(old, {**old, "attack": {"eps": 0.3, "steps": 10}, "limit": 100},
+                              defaults=defaults) == []
+    assert config_differences(old, {**old, "attack": {"eps": 0.3, "steps": 5}, "limit": 7}, defaults=defaults) \
+        == ["attack.steps: 10 -> 5", "limit: 100 -> 7"]
 
 
 def test_layered_config_merges_sections_and_overrides_win() -> None:

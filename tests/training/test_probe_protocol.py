@@ -1,8 +1,10 @@
-"""Probe protocol knobs: standard heads on cached features, FGSM-RS robust heads, the PGD-AT iterate."""
+"""Probe protocol knobs: standard heads on cached features, FGSM-RS robust heads, the PGD-AT iterate, the
+learning-rate schedule."""
 
 from __future__ import annotations
 
 import contextlib
+import json
 
 import pytest
 import torch
@@ -71,3 +73,18 @@ def test_fast_robust_probe_runs_and_standard_fast_is_refused(smoke_encoder_run, 
         get_preset("probe", "smoke", encoder=str(encoder_run), mode="standard", fast=True)
     with pytest.raises(ConfigError, match="train_iterate"):
         get_preset("probe", "smoke", encoder=str(encoder_run), mode="robust", train_iterate="first")
+
+
+def test_probe_learning_rate_steps_down_at_its_milestones(smoke_encoder_run, tmp_path):
+    encoder_run, _ = smoke_encoder_run
+    cfg = get_preset("probe", "smoke", encoder=str(encoder_run), mode="standard", epochs=3, lr=0.004,
+                     lr_milestones=[1, 2], lr_gamma=0.5)
+    train_probe(cfg, tmp_path / "head")
+    lines = (tmp_path / "head" / "metrics.jsonl").read_text().splitlines()
+    lrs = [r["lr_adam"] for r in map(json.loads, lines) if r["kind"] == "epoch"]
+    assert lrs == pytest.approx([0.002, 0.001, 0.001])  # logged after each epoch's scheduler step
+    for bad in ([2, 1], [0], [1, 1]):
+        with pytest.raises(ConfigError, match="lr_milestones=.* must be increasing epochs"):
+            get_preset("probe", "smoke", encoder=str(encoder_run), lr_milestones=bad)
+    with pytest.raises(ConfigError, match="lr_gamma=0.* must be in"):
+        get_preset("probe", "smoke", encoder=str(encoder_run), lr_gamma=0)

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from robustmi.errors import ConfigError
-from robustmi.runs.run_config import config_differences, read_run_config
+from robustmi.runs.run_config import config_differences, field_defaults, read_run_config
 from robustmi.runs.run_dir import read_results
 
 # where the data is and how fast it runs: not part of what a run computed
@@ -116,11 +116,12 @@ def run_one(spec: RunSpec, cfg: Any, run_dir: Path) -> dict[str, Any]:
     wanted = config_to_dict(cfg)
     results = read_results(run_dir)
     if results is not None:
-        _require_same(run_dir, results.get("config") if isinstance(results, dict) else None, wanted)
+        _require_same(run_dir, results.get("config") if isinstance(results, dict) else None, wanted,
+                      field_defaults(cfg))
         return results
     resume = (run_dir / "checkpoints" / "last.pt").is_file()
     if resume:
-        _require_same(run_dir, read_run_config(run_dir) or None, wanted)
+        _require_same(run_dir, read_run_config(run_dir) or None, wanted, field_defaults(cfg))
     train = {"encoder": train_encoder, "probe": train_probe, "supervised": train_supervised}[spec.kind]
     return train(cfg, run_dir, resume=resume)
 
@@ -149,12 +150,12 @@ def measure_vulnerability(
                              load_dataset(dataset, "test", data_dir), cfg, out, resume=True, progress=False)
 
 
-def _require_same(where: Path, saved: Any, wanted: dict[str, Any]) -> None:
+def _require_same(where: Path, saved: Any, wanted: dict[str, Any], defaults: dict[str, Any]) -> None:
     """Refuse to reuse ``where`` unless it was computed with ``wanted`` (ConfigError naming differences)."""
     if not isinstance(saved, dict):
         raise ConfigError(f"{where} holds a result whose settings are not recorded, so it cannot be reused; "
                           f"delete it to recompute, or choose another --out")
-    diff = config_differences(saved, wanted, _IGNORED_KEYS)
+    diff = config_differences(saved, wanted, _IGNORED_KEYS, defaults=defaults)
     if diff:
         shown = "; ".join(diff[:4]) + (f"; and {len(diff) - 4} more" if len(diff) > 4 else "")
         raise ConfigError(f"{where} holds a run with other settings ({shown}); choose another --out, "

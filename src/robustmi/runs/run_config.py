@@ -4,9 +4,10 @@
   e.g. so that ``evaluate --model RUN`` and ``vulnerability --model RUN`` default to the run's dataset.
 - :func:`run_dataset`: the dataset a run folder was trained or measured on; :func:`run_defaults`: what a
   command measuring a run folder's model takes from it (dataset, data_dir).
-- :func:`config_differences`: ``key: saved -> wanted`` for every setting two configs disagree on;
-  :func:`require_same_settings` refuses to continue (``--resume``) or reuse a run that was started with other
-  settings, naming the differences.
+- :func:`config_differences`: ``key: saved -> wanted`` for every setting two configs disagree on (a setting
+  added after a run was saved compares as its default, :func:`field_defaults`, so new knobs whose default
+  keeps the old behaviour do not orphan old runs); :func:`require_same_settings` refuses to continue
+  (``--resume``) or reuse a run that was started with other settings, naming the differences.
 - :func:`layered_config`: a config built from layers of mappings (preset, ``--config`` YAML, command options),
   then ``key=value`` overrides; sections merge key by key, later layers winning.
 """
@@ -14,6 +15,7 @@
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
+from dataclasses import MISSING, fields, is_dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -61,21 +63,40 @@ def run_defaults(model: str | Path) -> dict[str, Any]:
     return {key: value for key, value in found.items() if value is not None}
 
 
-def config_differences(saved: Any, wanted: Any, ignore: Collection[str] = (), prefix: str = "") -> list[str]:
+def field_defaults(cfg: Any) -> dict[str, Any]:
+    """The default of every field of config dataclass ``cfg`` (instance or class) that has one, as config
+    data; ``{}`` for a mapping."""
+    if not is_dataclass(cfg):
+        return {}
+    found = {}
+    for item in fields(cfg):
+        if item.default is not MISSING:
+            found[item.name] = config_to_dict(item.default)
+        elif item.default_factory is not MISSING:
+            found[item.name] = config_to_dict(item.default_factory())
+    return found
+
+
+def config_differences(saved: Any, wanted: Any, ignore: Collection[str] = (), prefix: str = "",
+                       defaults: Any = None) -> list[str]:
     """``"key: saved -> wanted"`` for every setting that differs; nested keys dotted, ``ignore`` skipped.
 
     Args:
         saved, wanted: config data (``config_to_dict`` output or YAML/JSON mappings); lists and tuples
             compare equal when their items do.
         ignore: keys (at any depth, by their last name) that may differ, e.g. ``data_dir``.
+        defaults: config data of the same shape (``field_defaults``): a key missing from ``saved`` takes its
+            value from here (the run predates the setting, so it ran with the behaviour of its default).
     """
     if isinstance(saved, Mapping) and isinstance(wanted, Mapping):
+        defaults = defaults if isinstance(defaults, Mapping) else {}
         found = []
         for key in sorted(set(saved) | set(wanted), key=str):
             if key in ignore:
                 continue
             where = f"{prefix}.{key}" if prefix else str(key)
-            found += config_differences(saved.get(key, "<unset>"), wanted.get(key, "<unset>"), ignore, where)
+            old = saved[key] if key in saved else defaults.get(key, "<unset>")
+            found += config_differences(old, wanted.get(key, "<unset>"), ignore, where, defaults.get(key))
         return found
     if isinstance(saved, (list, tuple)) and isinstance(wanted, (list, tuple)):
         saved, wanted = list(saved), list(wanted)
@@ -96,7 +117,8 @@ def require_same_settings(folder: str | Path, cfg: Any, may_change: Collection[s
     """
     if not (Path(folder) / "config.yaml").is_file():
         return
-    found = config_differences(read_run_config(folder), config_to_dict(cfg), may_change)
+    found = config_differences(read_run_config(folder), config_to_dict(cfg), may_change,
+                               defaults=field_defaults(cfg))
     if found:
         shown = "; ".join(found[:4]) + (f"; and {len(found) - 4} more" if len(found) > 4 else "")
         raise ConfigError(f"run folder {str(folder)!r} was started with other settings ({shown}); resume "

@@ -136,15 +136,24 @@ class ClassifierSettings(TrainSettings):
         train_iterate: which PGD iterate adversarial training uses: ``last`` (Madry et al.) or ``best``
             (each sample's highest-loss iterate). ``last`` was the stronger training attack
             (docs/fidelity.md).
+        lr_milestones: epochs at which the learning rate is multiplied by ``lr_gamma`` (empty: constant).
     """
 
     attack: AttackSettings = field(default_factory=AttackSettings)
     fast: bool = False
     train_iterate: str = "last"
+    lr_milestones: list[int] = field(default_factory=list)
+    lr_gamma: float = 0.1
 
     def __post_init__(self) -> None:
         super().__post_init__()
         _check_choice("train_iterate", self.train_iterate, TRAIN_ITERATES)
+        if any(not isinstance(m, int) or m < 1 for m in self.lr_milestones) \
+                or list(self.lr_milestones) != sorted(set(self.lr_milestones)):
+            raise ConfigError(f"lr_milestones={list(self.lr_milestones)} must be increasing epochs >= 1, "
+                              f"e.g. lr_milestones=[20,30]")
+        if not 0 < self.lr_gamma <= 1:
+            raise ConfigError(f"lr_gamma={self.lr_gamma} must be in (0, 1], e.g. lr_gamma=0.1")
 
 
 @dataclass
@@ -188,7 +197,6 @@ class SupervisedRunConfig(ClassifierSettings):
         mode: ``standard`` or ``robust`` (PGD-AT, Madry et al.).
         optimizer: ``adam`` (paper's Baseline-H) or ``sgd`` (momentum; paper's ResNet/VGG/DenseNet).
         momentum, weight_decay: SGD/Adam extras.
-        lr_milestones: epochs at which the learning rate is multiplied by ``lr_gamma`` (empty: constant).
         augment: random crop (padding 4) and horizontal flip of training batches (CIFAR-style).
     """
 
@@ -197,8 +205,6 @@ class SupervisedRunConfig(ClassifierSettings):
     optimizer: str = "adam"
     momentum: float = 0.9
     weight_decay: float = 0.0
-    lr_milestones: list[int] = field(default_factory=list)
-    lr_gamma: float = 0.1
     augment: bool = False
 
     def __post_init__(self) -> None:

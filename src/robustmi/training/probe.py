@@ -38,6 +38,7 @@ from robustmi.training.session import (
     hold_out,
     load_test_split,
     load_train_split,
+    lr_schedulers,
 )
 from robustmi.training.steps import ClassifierStep, CrossEntropyLoss
 from robustmi.training.validation import adversarial_accuracy
@@ -112,7 +113,7 @@ def train_probe(cfg: ProbeRunConfig, out_dir: str | Path, resume: bool = False) 
         optimizer = torch.optim.Adam(trainable.parameters(), lr=cfg.lr)
         modules = {"encoder": model.encoder, "head": model.head} if finetune else {"head": model.head}
         engine = Engine(session.engine_config(), modules=modules, optimizers={"adam": optimizer},
-                        run_dir=session.run, dist_info=session.dist)
+                        schedulers=lr_schedulers(cfg, optimizer), run_dir=session.run, dist_info=session.dist)
         attack = None if cfg.mode == "standard" else cfg.attack
         # standard: the head learns from cached features (the frozen encoder in eval mode gives the same ones)
         trained, inputs = (model.head, encode(model.encoder, train.images)) if attack is None \

@@ -22,7 +22,7 @@ from robustmi.data import Dataset, load_dataset
 from robustmi.errors import ConfigError
 from robustmi.runs import RunDir, config_to_dict, seed_everything
 from robustmi.runs.environment import cpu_capability
-from robustmi.training.config import TrainSettings
+from robustmi.training.config import ClassifierSettings, TrainSettings
 from robustmi.training.distributed import (
     DistInfo,
     check_batch_size,
@@ -150,3 +150,12 @@ def evaluation_summary(evaluation: dict[str, Any]) -> dict[str, Any]:
             "attack_accuracy": {name: a.get("accuracy") for name, a in attacks.items()},
             "evaluation": evaluation}
 
+
+
+def lr_schedulers(cfg: ClassifierSettings, optimizer: torch.optim.Optimizer) -> dict[str, Any]:
+    """The engine's schedulers for a classifier run: step decay (``MultiStepLR``) at ``cfg.lr_milestones``
+    epochs, or none for a constant learning rate."""
+    if not cfg.lr_milestones:
+        return {}
+    return {"lr": torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=list(cfg.lr_milestones),
+                                                       gamma=cfg.lr_gamma)}

@@ -21,7 +21,13 @@ from robustmi.models import create_model, list_models, save_model
 from robustmi.training.config import SupervisedRunConfig
 from robustmi.training.distributed import wrap_ddp
 from robustmi.training.engine import Engine
-from robustmi.training.session import Session, evaluation_summary, load_test_split, load_train_split
+from robustmi.training.session import (
+    Session,
+    evaluation_summary,
+    load_test_split,
+    load_train_split,
+    lr_schedulers,
+)
 from robustmi.training.steps import ClassifierStep, CrossEntropyLoss
 
 
@@ -37,11 +43,7 @@ def build_optimizer(cfg: SupervisedRunConfig, params) -> tuple[torch.optim.Optim
                                                            weight_decay=cfg.weight_decay)
     else:
         optimizer = torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    schedulers: dict[str, Any] = {}
-    if cfg.lr_milestones:
-        schedulers["lr"] = torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=list(cfg.lr_milestones),
-                                                                gamma=cfg.lr_gamma)
-    return optimizer, schedulers
+    return optimizer, lr_schedulers(cfg, optimizer)
 
 
 def train_supervised(cfg: SupervisedRunConfig, out_dir: str | Path, resume: bool = False) -> dict[str, Any]:
