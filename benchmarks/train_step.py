@@ -1,7 +1,9 @@
 """Benchmark training steps: ms/step, samples/s, achieved GFLOP/s vs a measured matmul ceiling, peak memory.
 
 Cases (real MNIST, batch 128 unless ``--batch-size``), each in fp32 and with bf16 autocast for the training
-forward (attacks stay fp32, so the PGD evaluation batch has no bf16 row):
+forward; the worst-case rows' bf16 also runs the encoder's search in bf16 (``bf16=true search_bf16=true``).
+Classifier attacks stay fp32, so the robust probe's bf16 covers its update only and the PGD evaluation batch
+has no bf16 row:
 
 - ``dim``: one standard DIM step (encoder + critic update), the paper preset's critic (width 2048, the
   authors' 2 convs, Adam 1e-4: the authors' math);
@@ -112,7 +114,8 @@ def _build(case: str, bf16: bool, batch_size: int):
         encoder, dim = build_encoder_and_critic(cfg)
         optimizer = torch.optim.Adam([*encoder.parameters(), *dim.parameters()], lr=1e-4)
         attack = None if case.startswith("dim") else cfg.attack
-        step = EncoderStep(encoder, dim, MILoss(encoder, dim), attack, autocast)
+        step = EncoderStep(encoder, dim, MILoss(encoder, dim), attack, autocast,
+                           search_autocast=autocast if bf16 else None)
     elif case == "robust-probe":
         encoder = create_model("baseline-h-encoder", dataset="mnist").eval()
         model = Classifier(encoder, create_head("mlp", 64, 10))

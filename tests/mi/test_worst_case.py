@@ -70,3 +70,19 @@ def test_zero_eps_returns_the_clean_batch():
     with frozen_eval(encoder, dim):
         found = worst_case_inputs(dim.mi, encoder, x, AttackSettings(eps=0.0, steps=3, step_size=0.1))
     assert torch.equal(found.x, x) and found.mi_trace.shape == (1,)
+
+
+def test_bf16_search_stays_in_the_ball_and_lowers_the_fp32_estimate():
+    """search_bf16: forward passes under bf16 autocast, perturbation and trace fp32, the same guarantees."""
+    encoder, dim, x = _setup()
+
+    def bf16():
+        return torch.autocast(device_type="cpu", dtype=torch.bfloat16)
+
+    with frozen_eval(encoder, dim):
+        found = worst_case_inputs(dim.mi, encoder, x, ATTACK, autocast=bf16)
+        clean, worst = float(dim.mi(x, encoder(x))), float(dim.mi(found.x, encoder(found.x)))
+    assert found.x.dtype == torch.float32 and found.mi_trace.dtype == torch.float32
+    assert (found.x - x).abs().max() <= ATTACK.eps + 1e-6 and found.x.min() >= 0 and found.x.max() <= 1
+    assert found.mi_trace[0] == pytest.approx(clean, abs=0.05)  # the trace is bf16 arithmetic
+    assert worst < clean - 1e-3  # measured in fp32, the bf16 search still lowered the estimate

@@ -55,7 +55,7 @@ def test_config_differences_name_nested_keys_and_skip_ignored() -> None:
 
 
 def test_a_setting_added_after_a_run_compares_as_its_default() -> None:
-    """A run saved before ``limit`` existed (and before ``attack.steps``) ran with their defaults' behaviour."""
+    """A run saved before ``limit`` (and ``attack.steps``) existed ran with their defaults' behaviour."""
     defaults = field_defaults(Measure)
     assert defaults == {"dataset": "mnist", "attack": {"eps": 0.3, "steps": 10}, "limit": 100, "epochs": 1,
                         "data_dir": None}
@@ -63,8 +63,8 @@ def test_a_setting_added_after_a_run_compares_as_its_default() -> None:
     old = {"dataset": "mnist", "attack": {"eps": 0.3}, "epochs": 1, "data_dir": None}
     assert config_differences(old, {**old, "attack": {"eps": 0.3, "steps": 10}, "limit": 100},
                               defaults=defaults) == []
-    assert config_differences(old, {**old, "attack": {"eps": 0.3, "steps": 5}, "limit": 7}, defaults=defaults) \
-        == ["attack.steps: 10 -> 5", "limit: 100 -> 7"]
+    changed = {**old, "attack": {"eps": 0.3, "steps": 5}, "limit": 7}
+    assert config_differences(old, changed, defaults=defaults) == ["attack.steps: 10 -> 5", "limit: 100 -> 7"]
 
 
 def test_layered_config_merges_sections_and_overrides_win() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import pytest
@@ -65,6 +66,16 @@ def test_encoder_stopped_and_resumed_equals_uninterrupted(smoke_encoder_run, tmp
     _assert_equal_weights(_weights(reference / "model.pt"), _weights(tmp_path / "enc" / "model.pt"))
     critic, resumed_critic = load_dim_objective(reference), load_dim_objective(tmp_path / "enc")
     _assert_equal_weights(critic.state_dict(), resumed_critic.state_dict())
+
+
+def test_bf16_search_trains_a_different_encoder_and_is_recorded(smoke_encoder_run, tmp_path) -> None:
+    reference, _ = smoke_encoder_run
+    cfg = get_preset("encoder", "smoke", objective="worst-case-mi", deterministic=True, search_bf16=True)
+    results = train_encoder(cfg, tmp_path / "enc")
+    assert results["config"]["search_bf16"] is True and math.isfinite(results["train_mi"])
+    changed = [k for k, v in _weights(reference / "model.pt").items()
+               if not torch.equal(v, _weights(tmp_path / "enc" / "model.pt")[k])]
+    assert changed  # the search's bf16 rounding moved the perturbations, hence the updates
 
 
 def test_robust_probe_with_early_stopping(smoke_encoder_run, tmp_path) -> None:

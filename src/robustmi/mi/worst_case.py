@@ -22,7 +22,9 @@ Which one the tables need is measured in docs/fidelity.md.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 
 import torch
@@ -61,11 +63,14 @@ def worst_case_inputs(
     *,
     through_critic: bool = False,
     generator=None,
+    autocast: Callable[[], AbstractContextManager] | None = None,
 ) -> WorstCase:
     """Per-sample ε-perturbations of batch ``x`` that minimise the batch MI estimate (Algorithm 1).
 
     The caller freezes the modules (``robustmi.attacks.frozen_eval``: eval mode, no parameter gradients),
-    so only the input gradient is computed. Runs in fp32 (``pgd`` disables autocast).
+    so only the input gradient is computed. Runs in fp32 (``pgd`` disables autocast) unless ``autocast``
+    is given: then the forward passes of ``mi`` and ``represent`` run under it (bf16 search inside
+    training, ``search_bf16``), while the perturbation, its gradient step and the MI trace stay fp32.
 
     Args:
         mi: ``mi(x_critic, z) -> Tensor`` MI estimate of the batch (scalar; a vector is summed, e.g. one value
@@ -75,6 +80,7 @@ def worst_case_inputs(
         attack: eps / norm / steps / step_size / random_start (the paper: no random start).
         through_critic: let the gradient flow through the critic's image branch too (see module docstring).
         generator: randomness of a random start.
+        autocast: context factory for the search's forward passes, e.g. bf16 autocast (None: fp32).
 
     Returns:
         :class:`WorstCase` with the perturbed batch and the MI trace. ``eps = 0`` returns ``x`` itself.
@@ -85,9 +91,13 @@ def worst_case_inputs(
         ...     found = worst_case_inputs(dim.mi, encoder, x, attack)
     """
 
+    precision = autocast or contextlib.nullcontext
+
     def objective(xa: Tensor) -> Tensor:  # PGD ascends: the negative MI of the batch
         x_critic = xa if through_critic else xa.detach()  # detached: x' moves only through g
-        return -mi(x_critic, represent(xa)).sum()
+        with precision():
+            value = mi(x_critic, represent(xa)).sum()
+        return -value.float()
 
     if attack.eps == 0:  # the ball is the clean batch: nothing to search
         with torch.no_grad():

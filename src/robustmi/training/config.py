@@ -99,6 +99,9 @@ class EncoderRunConfig(TrainSettings):
         critic_width: width of the critic's 1x1 layers (paper: 2048).
         num_convs: convs in the critic's x-branch (authors' code: 2; paper Table 2: 3; docs/fidelity.md).
         attack: the worst-case search (used by ``worst-case-mi``, and by the per-epoch worst-case MI probe).
+        search_bf16: run the worst-case search's forward passes in bf16 autocast (the update keeps ``bf16``;
+            held-out MI and evaluation attacks stay fp32). Only faster on a CPU with native bf16
+            (``robustmi.runs.environment.cpu_capability``); elsewhere it is emulated and slower (a warning).
         through_critic: the worst-case search's gradient also flows through the critic's image branch (the
             paper's Algorithm 1 as written); default False, the authors' code (``robustmi.mi.worst_case``).
         gather_negatives: under DDP, score every rank's samples against each other (global-batch negatives).
@@ -111,6 +114,7 @@ class EncoderRunConfig(TrainSettings):
     critic_width: int = 2048
     num_convs: int = 2
     attack: AttackSettings = field(default_factory=AttackSettings)
+    search_bf16: bool = False
     through_critic: bool = False
     gather_negatives: bool = False
     mi_eval_samples: int = 512

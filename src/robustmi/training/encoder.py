@@ -12,6 +12,7 @@ test images), checkpoints/last.pt, model.pt (the encoder, ``robustmi.models.save
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -67,8 +68,10 @@ def train_encoder(cfg: EncoderRunConfig, out_dir: str | Path, resume: bool = Fal
                         optimizers={"adam": optimizer}, run_dir=session.run, dist_info=session.dist)
         loss = wrap_ddp(MILoss(encoder, dim, cfg.gather_negatives), session.dist)
         attack = cfg.attack if cfg.objective == "worst-case-mi" else None
+        search_autocast = partial(torch.autocast, device_type=session.device.type, dtype=torch.bfloat16) \
+            if cfg.search_bf16 else None
         step = EncoderStep(encoder, dim, loss, attack, engine.autocast, through_critic=cfg.through_critic,
-                           generator=engine.step_generator)
+                           generator=engine.step_generator, search_autocast=search_autocast)
         held_out = test.images[:cfg.mi_eval_samples]
         mi_batch = min(cfg.batch_size, max(cfg.mi_eval_samples, 1))
 

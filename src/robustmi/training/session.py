@@ -62,9 +62,12 @@ class Session:
         self.dist = setup_distributed()
         check_batch_size(self.cfg.batch_size, self.dist)
         resolve_attacks(list(self.cfg.eval_attacks), self.cfg.dataset)  # bad preset: fail before training
-        if self.cfg.bf16 and self.dist.device.type == "cpu" and not cpu_capability()["native_bf16"]:
-            warnings.warn("bf16=true on a CPU without native bf16 (no avx512_bf16/amx_bf16): autocast is "
-                          "emulated and several times slower than fp32; set bf16=false", stacklevel=2)
+        for knob in ("bf16", "search_bf16"):
+            if getattr(self.cfg, knob, False) and self.dist.device.type == "cpu" \
+                    and not cpu_capability()["native_bf16"]:
+                warnings.warn(f"{knob}=true on a CPU without native bf16 (no avx512_bf16/amx_bf16): "
+                              f"autocast is emulated and several times slower than fp32; set {knob}=false",
+                              stacklevel=2)
         self.run = RunDir(self.out_dir, resume=self.resume)
         try:
             self.run.write_config(self.cfg)  # held back when resuming, until the checkpoint has loaded

@@ -53,7 +53,8 @@ class MILoss(nn.Module):
 
 
 def search_worst_case(encoder: nn.Module, dim: nn.Module, x: Tensor, attack: AttackSettings, *,
-                      through_critic: bool = False, generator: torch.Generator | None = None) -> Tensor:
+                      through_critic: bool = False, generator: torch.Generator | None = None,
+                      autocast: Autocast | None = None) -> Tensor:
     """Algorithm 1 against the current DIM critic (:func:`robustmi.mi.worst_case_inputs`), modules frozen.
 
     Encoder and critic are held in eval mode (BatchNorm running statistics, as in the authors' code) with
@@ -64,7 +65,7 @@ def search_worst_case(encoder: nn.Module, dim: nn.Module, x: Tensor, attack: Att
     """
     with frozen_eval(encoder, dim):
         return worst_case_inputs(dim.mi, encoder, x, attack, through_critic=through_critic,
-                                 generator=generator).x
+                                 generator=generator, autocast=autocast).x
 
 
 class EncoderStep:
@@ -77,6 +78,7 @@ class EncoderStep:
         autocast: context factory for the training forward (bf16 or a no-op).
         through_critic: the search's gradient also flows through the critic's image branch.
         generator: randomness of the search's random start.
+        search_autocast: context factory for the search's forward passes (bf16 search), or None (fp32).
 
     Returns (when called):
         ``(loss, {"mi": ...})`` where ``mi`` is the MI estimate of the (perturbed, for worst-case) batch.
@@ -84,14 +86,15 @@ class EncoderStep:
 
     def __init__(self, encoder: nn.Module, dim: nn.Module, loss: nn.Module, attack: AttackSettings | None,
                  autocast: Autocast, *, through_critic: bool = False,
-                 generator: torch.Generator | None = None) -> None:
+                 generator: torch.Generator | None = None, search_autocast: Autocast | None = None) -> None:
         self.encoder, self.dim, self.loss, self.attack = encoder, dim, loss, attack
         self.autocast, self.through_critic, self.generator = autocast, through_critic, generator
+        self.search_autocast = search_autocast
 
     def __call__(self, x: Tensor, y: Tensor) -> tuple[Tensor, dict[str, float]]:
         if self.attack is not None:
             x = search_worst_case(self.encoder, self.dim, x, self.attack, through_critic=self.through_critic,
-                                  generator=self.generator)
+                                  generator=self.generator, autocast=self.search_autocast)
         with self.autocast():
             loss = self.loss(x)
         return loss.float(), {"mi": -loss.item()}
