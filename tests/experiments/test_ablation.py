@@ -26,6 +26,7 @@ def _assert_records(payload: dict, out) -> None:
         assert 0 <= record["robust_pgd"] <= record["robust_natural"] <= 1
         assert 0 <= record["standard_pgd"] <= record["standard_natural"] <= 1
         assert record["search_distance"] >= 0
+        assert record["encoder_cpu_s"] > 0 and record["encoder_wall_s"] > 0  # the report shows CPU minutes
         run = out / "runs" / "seed-0" / f"encoder-{record['variant']}"
         config = json.loads((run / "results.json").read_text())["config"]
         for key, value in record["settings"].items():  # the variant's settings reached its encoder run

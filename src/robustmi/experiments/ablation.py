@@ -147,7 +147,8 @@ def run_ablation_seed(
                            lambda run=enc_dir: search_distance(run, dataset, data_dir, distance_samples))
         records.append({
             "variant": name, "settings": settings, "seed": seed,
-            "encoder_wall_s": encoder.get("wall_s"), "encoder_steps": encoder_steps,
+            "encoder_wall_s": encoder.get("wall_s"), "encoder_cpu_s": encoder.get("cpu_s"),
+            "encoder_steps": encoder_steps,
             "standard_natural": heads["standard"]["natural_accuracy"],
             "standard_pgd": heads["standard"]["adversarial_accuracy"],
             "robust_natural": heads["robust"]["natural_accuracy"],
@@ -172,7 +173,7 @@ def summarise_ablation(out_dir: str | Path, records: list[dict[str, Any]],
     writes OUT/ablation.json and OUT/report.md."""
     out, ablation = Path(out_dir), ABLATIONS[study]
     keys = ("standard_natural", "standard_pgd", "robust_natural", "robust_pgd", "search_distance",
-            "encoder_wall_s")
+            "encoder_wall_s", "encoder_cpu_s")
     table: dict[str, dict[str, Any]] = {}
     for name, settings in ablation.variants(dataset).items():
         rows = [r for r in records if r["variant"] == name]
@@ -197,11 +198,12 @@ def summarise_ablation(out_dir: str | Path, records: list[dict[str, Any]],
     report = Report(f"{ablation.title} ({dataset})")
     pct = lambda s: f"{100 * s['mean']:.1f} ± {100 * s['std']:.1f}"  # noqa: E731
     header = ["variant", "seeds", "standard head nat %", "standard head PGD %", "robust head nat %",
-              "robust head PGD %", "search distance", "encoder min"]
+              "robust head PGD %", "search distance", "encoder CPU min"]
+    minutes = lambda s: "—" if math.isnan(s["mean"]) else f"{s['mean'] / 60:.1f}"  # noqa: E731 (older runs)
     rows_out = [[name, len(v["seeds"]), pct(v["standard_natural"]), pct(v["standard_pgd"]),
                  pct(v["robust_natural"]), pct(v["robust_pgd"]),
                  f"{v['search_distance']['mean']:.3f} ± {v['search_distance']['std']:.3f}",
-                 f"{v['encoder_wall_s']['mean'] / 60:.1f}"] for name, v in table.items()]
+                 minutes(v["encoder_cpu_s"])] for name, v in table.items()]
     if reference is not None:
         header.append(f"robust PGD vs {ablation.reference} (parity: within {PARITY_POINTS:g} points)")
         for row, v in zip(rows_out, table.values(), strict=True):
