@@ -38,11 +38,11 @@ from robustmi.training.presets import cpu_search
 # numbers), run as two chains at once (README). 200 worst-case-MI steps already give the 3-conv critic's
 # robust-head gain (docs/fidelity.md); a DIM encoder's standard head loses natural accuracy with more steps of
 # this critic. A standard head trains on cached features (seconds): 40 epochs of Adam 3e-3, divided by 10 at
-# epochs 20 and 30, gave DIM's head 95.6-96.2 % natural accuracy on the three demo seeds' encoders where 20
-# epochs at a constant 1e-3 gave 94.8-95.2 % (docs/fidelity.md). Robust heads (PGD-AT) train for less than
-# an epoch, so they keep their last step; their training attack is the encoder search's PGD-5 of 0.1 (the
-# cpu preset's), which still crosses the 0.3 ball at about half the cost of PGD-10. Every head is
-# evaluated on the full test set with the paper's PGD-10.
+# epochs 20 and 30, gave DIM's head 95.8-96.1 % natural accuracy on the three seeds where 20 epochs at a
+# constant 1e-3 gave 94.96-95.06 %. Robust heads (PGD-AT) train for less than an epoch, so they keep their
+# last step; their training attack is the cpu preset's encoder search, PGD-5 of 0.1 (it still crosses the
+# 0.3 ball), at about 0.65x the CPU of PGD-10 for 2 points less PGD accuracy on both encoders
+# (docs/fidelity.md). Every head is evaluated on the full test set with the paper's PGD-10.
 _STEPS = {"encoder-mi": 200, "encoder-worst-case-mi": 200, "probe-robust": 300}
 _STANDARD_HEAD = {"epochs": 40, "lr": 3e-3, "lr_milestones": [20, 30]}
 _EVAL_LIMIT = None
