@@ -42,12 +42,12 @@ def test_smoke_fidelity_ablation_writes_a_table_of_every_variant(tmp_path):
 
 def test_smoke_search_ablation_compares_with_the_papers_search(tmp_path):
     payload = _smoke("search-ablation", tmp_path)
-    assert list(payload["variants"]) == ["pgd-10", "pgd-5", "pgd-5-bf16", "fgsm-rs"] \
+    assert list(payload["variants"]) == ["pgd-10", "pgd-10-bf16", "pgd-5", "pgd-5-bf16", "fgsm-rs"] \
         and payload["reference"] == "pgd-10"
     _assert_records(payload, tmp_path)
     steps = {name: v["settings"]["attack"]["steps"] for name, v in payload["variants"].items()}
-    assert steps == {"pgd-10": 10, "pgd-5": 5, "pgd-5-bf16": 5, "fgsm-rs": 1}
-    assert payload["variants"]["pgd-5-bf16"]["settings"]["search_bf16"] is True
+    assert steps == {"pgd-10": 10, "pgd-10-bf16": 10, "pgd-5": 5, "pgd-5-bf16": 5, "fgsm-rs": 1}
+    assert all(payload["variants"][v]["settings"]["search_bf16"] for v in ("pgd-10-bf16", "pgd-5-bf16"))
     assert payload["variants"]["fgsm-rs"]["settings"]["attack"]["random_start"] is True
     assert payload["variants"]["pgd-10"]["robust_pgd_vs_reference"] == 0.0
     for v in payload["variants"].values():

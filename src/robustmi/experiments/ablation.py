@@ -7,9 +7,9 @@ Two studies share this protocol (docs/fidelity.md):
   branch (``through_critic``; the code detaches it) and how many strided convs that branch has
   (``num_convs``; the paper's Table 2: 3, the code: 2).
 - ``search-ablation``: cheaper inner maximisations for encoder training (issue 12) against the paper's PGD-10:
-  the ``cpu`` preset's 5 steps of twice the step size (in fp32, and with its forward passes in bf16:
-  ``search_bf16``), and one FGSM step from a random start (Wong et al. 2020) on the MI objective. A variant
-  is at parity when its robust head's PGD accuracy is within 2 points of the reference's.
+  the same search with its forward passes in bf16 (``search_bf16``), the ``cpu`` preset's 5 steps of twice the
+  step size (fp32 and bf16), and one FGSM step from a random start (Wong et al. 2020) on the MI objective.
+  A variant is at parity when its robust head's PGD accuracy is within 2 points of the reference's.
 
 Each trains one worst-case-MI encoder per (variant, seed) at one fixed work budget and measures it by
 
@@ -68,6 +68,7 @@ def search_variants(dataset: str) -> dict[str, dict[str, Any]]:
 
     paper = config_to_dict(paper_attack(dataset))
     return {"pgd-10": {"attack": paper},  # the paper's search (the reference)
+            "pgd-10-bf16": {"attack": paper, "search_bf16": True},  # its forward passes in bf16
             "pgd-5": {"attack": cpu_search(dataset)},  # the cpu preset's
             "pgd-5-bf16": {"attack": cpu_search(dataset), "search_bf16": True},  # its forward passes in bf16
             "fgsm-rs": {"attack": {**paper, "steps": 1, "step_size": 1.25 * paper["eps"],
