@@ -232,14 +232,19 @@ def _bf16_ratios(rows: list[dict]) -> dict[str, float]:
 def _machine(threads: int) -> dict:
     import torch
 
+    from robustmi.runs.environment import cpu_capability
+
     return {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
-            "cpu_count": mp.cpu_count(), "threads": threads, "torch": torch.__version__}
+            "cpu_count": mp.cpu_count(), "threads": threads, "torch": torch.__version__,
+            "cpu": cpu_capability()}  # AVX2 / AVX512, native bf16 or emulated
 
 
 def _print_table(report: dict) -> None:
     c = report["matmul_ceiling_gflops"]
-    print(f"\nmatmul ceiling: fp32 {c['fp32']:.0f} GFLOP/s, bf16 {c['bf16']:.0f} GFLOP/s "
-          f"({report['machine']['threads']} threads); load average {report['load_average_before']}")
+    cpu = report["machine"]["cpu"]
+    print(f"\n{cpu['capability']}, native bf16: {cpu['native_bf16']}; matmul ceiling: fp32 {c['fp32']:.0f} "
+          f"GFLOP/s, bf16 {c['bf16']:.0f} GFLOP/s ({report['machine']['threads']} threads); load average "
+          f"{report['load_average_before']}")
     header = (f"{'case':>18} {'dtype':>5} {'ms/step':>9} {'samples/s':>10} {'GFLOP/step':>10} "
               f"{'GFLOP/s':>8} {'% fp32 ceil':>11} {'peak MB':>8}")
     print(header)
