@@ -91,6 +91,10 @@ _SEARCHES = search_variants("mnist")  # the encoder searches of `reproduce searc
 RECIPES = {
     "paper-search": Recipe("cpu presets (critic 512 / 3 convs, Adam 1e-3) with the paper's encoder search, "
                            "PGD-10 of 0.1; head PGD-10 AT, E.S.", encoder=_SEARCHES["pgd-10"], head=_ES_HEAD),
+    "paper-search-bf16": Recipe("paper-search with the search's forward passes in bf16 (search_bf16: at "
+                                "parity with fp32 for half the encoder CPU where bf16 is native; "
+                                "docs/fidelity.md)",
+                                encoder=_SEARCHES["pgd-10-bf16"], head=_ES_HEAD),
     "cpu": Recipe("cpu presets: search PGD-5 of 0.1 (0.67x the encoder CPU, not at parity: "
                   "docs/fidelity.md), critic 512 / 3 convs, Adam 1e-3; head PGD-10 AT, E.S.", head=_ES_HEAD),
 }
