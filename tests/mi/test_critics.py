@@ -33,9 +33,10 @@ def test_quadratic_forms_add_a_term_of_each_variable_alone():
     u = (critic.x_quadratic.left(x) ** 2).sum(1)  # (5,)
     v = -(critic.z_quadratic.left(z) ** 2).sum(1)  # (5,)
     torch.testing.assert_close(critic(x, z), u[:, None] + v[None, :])
-    decayed, free = critic.param_groups(1.0)
+    decayed, free, offset = critic.param_groups(1.0, lr=1e-3)
     assert {id(p) for p in critic.x_quadratic.parameters()} <= {id(p) for p in free["params"]}
-    assert decayed["weight_decay"] == 1.0 and free["weight_decay"] == 0.0
+    assert decayed["weight_decay"] == 1.0 and free["weight_decay"] == 0.0 and offset["weight_decay"] == 0.0
+    assert offset["params"] == [critic.offset] and offset["lr"] == pytest.approx(0.1)  # 100 x, see the class
 
 
 def test_concat_critic_scores_every_pair_like_a_loop():

@@ -76,8 +76,8 @@ def fit_critic(critic: nn.Module, data: dict[str, Tensor], cfg: dict[str, Any]) 
     from robustmi.training.engine import Engine, EngineConfig
 
     bound, batch_size, steps = get_bound(cfg["estimator"]), cfg["batch_size"], cfg["steps"]
-    groups = getattr(critic, "param_groups", None)  # a critic may exempt parameters from decay
-    params = groups(cfg["weight_decay"]) if callable(groups) else critic.parameters()
+    groups = getattr(critic, "param_groups", None)  # a critic may exempt parameters from decay, or pace them
+    params = groups(cfg["weight_decay"], cfg["lr"]) if callable(groups) else critic.parameters()
     opt = torch.optim.AdamW(params, lr=cfg["lr"], weight_decay=cfg["weight_decay"])
     schedulers = {}
     if cfg["lr_schedule"] == "cosine":  # anneal to 0: the final critic is not jittered by the last steps
