@@ -19,8 +19,15 @@ best of a few large square matmuls at the same thread count. Peak memory is the 
 set (``resource.getrusage``): each case runs in its own fresh process, so the number is that case's peak
 (including some 600 MB of torch and the MNIST training set).
 
+``--profile`` instead profiles one step of each case (fp32) with ``torch.profiler`` and splits its time into
+matrix products (convolutions, their backward, matmuls: where the FLOPs are) and everything else
+(normalisation, activations, copies, elementwise updates): the matrix products' own GFLOP/s against the
+ceiling says how far the step could go by speeding up the products alone, the rest's share how much other work
+bounds it. Written to ``train_step_profile.json`` beside ``--out``.
+
 Usage:
     python benchmarks/train_step.py [--threads 2] [--steps 5] [--cases dim,worst-case-mi] [--out PATH]
+    python benchmarks/train_step.py --profile [--cases worst-case-mi] [--threads 2]
 """
 
 from __future__ import annotations
@@ -164,6 +171,56 @@ def run_case(case: str, bf16: bool, threads: int, steps: int, batch_size: int, q
                "steps_timed": steps})
 
 
+MATRIX_OPS = ("aten::mkldnn_convolution", "aten::convolution_backward", "aten::bmm", "aten::mm",
+              "aten::addmm", "aten::_convolution", "aten::linear_backward")
+"""Ops whose self time is matrix-product work (their FLOPs are what :class:`FlopCount` counts)."""
+
+
+def profile_case(case: str, threads: int, batch_size: int, queue) -> None:
+    """Profile one fp32 step of ``case`` in this (fresh) process: matrix-product share and top ops."""
+    import torch
+    from torch.profiler import ProfilerActivity, profile
+
+    torch.set_num_threads(threads)
+    torch.manual_seed(0)
+    fn = _build(case, False, batch_size)
+    fn()  # warm-up
+    with FlopCount() as counter:
+        fn()
+    with profile(activities=[ProfilerActivity.CPU], record_shapes=True) as prof:
+        start = time.perf_counter()
+        fn()
+        wall = time.perf_counter() - start
+    ops = [{"op": e.key, "shapes": str(e.input_shapes)[:120], "calls": e.count,
+            "self_s": e.self_cpu_time_total / 1e6} for e in prof.key_averages(group_by_input_shape=True)]
+    ops.sort(key=lambda o: -o["self_s"])
+    total = sum(o["self_s"] for o in ops)
+    matrix = sum(o["self_s"] for o in ops if o["op"] in MATRIX_OPS)
+    queue.put({"case": case, "wall_s": wall, "profiled_self_s": total, "matrix_s": matrix,
+               "matrix_share": matrix / total, "gflop_per_step": counter.flops / 1e9,
+               "matrix_gflops": counter.flops / matrix / 1e9, "top_ops": ops[:12]})
+
+
+def _profile(cases: list[str], threads: int, batch_size: int, out: Path) -> None:
+    """``--profile``: profile each case in a fresh process; print and write the split and the top ops."""
+    ceiling = _in_fresh_process(_ceiling_worker, "fp32", threads)
+    rows = [_in_fresh_process(profile_case, case, threads, batch_size) for case in cases]
+    for row in rows:
+        row["matrix_fraction_of_fp32_ceiling"] = row["matrix_gflops"] / ceiling
+    report = {"date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "machine": _machine(threads),
+              "load_average_after": load_average(), "batch_size": batch_size,
+              "matmul_ceiling_gflops": {"fp32": ceiling}, "rows": rows}
+    out.write_text(json.dumps(report, indent=2) + "\n")
+    print(f"fp32 matmul ceiling {ceiling:.0f} GFLOP/s ({threads} threads), load average {load_average()}")
+    for r in rows:
+        print(f"\n{r['case']}: step {r['wall_s']:.2f} s, matrix products {r['matrix_s']:.2f} s "
+              f"({100 * r['matrix_share']:.0f} %) at {r['matrix_gflops']:.0f} GFLOP/s "
+              f"({100 * r['matrix_fraction_of_fp32_ceiling']:.0f} % of the ceiling)")
+        for o in r["top_ops"]:
+            print(f"  {o['self_s']:7.3f} s {o['calls']:4d}x {o['op']:<32} {o['shapes']}")
+    print(f"\nwritten: {out}")
+
+
 def _in_fresh_process(target, *args):
     context = mp.get_context("spawn")
     queue = context.Queue()
@@ -192,11 +249,16 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--cases", default=",".join(CASES))
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    parser.add_argument("--profile", action="store_true", help="profile one fp32 step per case instead")
     args = parser.parse_args()
     cases = [c for c in args.cases.split(",") if c]
     unknown = sorted(set(cases) - set(CASES))
     if unknown:
         parser.error(f"unknown case(s) {unknown}; choose from {', '.join(CASES)}")
+    if args.profile:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        _profile(cases, args.threads, args.batch_size, args.out.parent / "train_step_profile.json")
+        return
     load_before = load_average()
     before = {d: _in_fresh_process(_ceiling_worker, d, args.threads) for d in ("fp32", "bf16")}
     rows = []
