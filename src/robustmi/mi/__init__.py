@@ -5,8 +5,8 @@
 - :mod:`~robustmi.mi.critics`, :mod:`~robustmi.mi.image_critic`: separable, concat and the paper's
   image critic.
 - :mod:`~robustmi.mi.estimate`: ``estimate_mi`` / ``estimate_mi_over_seeds`` (train a critic, select its
-  step on validation pairs, report test nats with a confidence interval and sanity flags; below 20 000 pairs
-  ten cross-fitted critics); :mod:`~robustmi.mi.splits` divides the pairs (one split or K folds);
+  step on validation pairs, report test nats with a confidence interval and sanity flags; below 50 000 pairs
+  ten or five cross-fitted critics); :mod:`~robustmi.mi.splits` divides the pairs (one split or K folds);
   :mod:`~robustmi.mi.critic_training` trains and scores each critic through the training engine;
   :mod:`~robustmi.mi.representation`: ``estimate_mi_of``, the MI of an encoder's representation.
 - :mod:`~robustmi.mi.confidence`: bootstrap and Student-t intervals, the negative-MI, overfit and

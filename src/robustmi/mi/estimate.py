@@ -5,9 +5,9 @@ interchangeable bound. The pairs are split three ways: a critic is trained by gr
 bound over minibatches of the *training* pairs; every ``eval_every`` steps it is scored, frozen, on the
 *validation* pairs, and the best step's critic is kept (as Algorithm 2 keeps θ_opt = argmax_t V(t), but on
 held-out pairs); that critic's bound on the *test* pairs, in batches, is the reported value, with a bootstrap
-confidence interval over the test batches. Below 20 000 pairs vector critics cross-fit by default
-(:func:`default_folds`): ten critics, each trained and selected on nine tenths of the pairs, score the
-remaining tenth, so every pair is reported once.
+confidence interval over the test batches. Below 50 000 pairs vector critics cross-fit by default
+(:func:`default_folds`): ten (from 20 000 pairs: five) critics, each trained and selected on the other
+folds, score their own fold, so every pair is reported once.
 
 Reported value: the DV bound (nats) of the trained critic for ``estimator`` in {"dv", "jsd", "nwj"} (as in the
 MINE/DIM literature, a critic trained with the JSD or NWJ objective is read out with DV, which is invariant to
@@ -50,7 +50,6 @@ from robustmi.mi.critic_training import fit_split
 from robustmi.mi.splits import plan_splits
 
 __all__ = [
-    "CROSS_FIT_BELOW",
     "CROSS_FIT_FOLDS",
     "MIEstimate",
     "default_folds",
@@ -102,27 +101,30 @@ def default_steps(num_train: int, batch_size: int) -> int:
     return max(1000, math.ceil(10 * num_train / batch_size))
 
 
-CROSS_FIT_FOLDS, CROSS_FIT_BELOW = 10, 20_000
-"""Default cross-fitting of vector critics: :data:`CROSS_FIT_FOLDS` critics below :data:`CROSS_FIT_BELOW`
-pairs (see :func:`default_folds`)."""
+CROSS_FIT_FOLDS: tuple[tuple[int, int], ...] = ((20_000, 10), (50_000, 5))
+"""Default cross-fitting of vector critics, ``(below this many pairs, folds)`` in increasing order; one split
+from the last threshold on (see :func:`default_folds`)."""
 
 
 def default_folds(num_pairs: int, batch_size: int, critic: str) -> int:
-    """Default folds: 10 below 20 000 pairs (at most one per batch of pairs), else 1 (one split); 1 for the
-    convolutional ``"image"`` critic, whose steps cost far more (its folds are not measured).
+    """Default folds: 10 below 20 000 pairs (at most one per batch of pairs), 5 below 50 000, else 1 (one
+    split); 1 for the convolutional ``"image"`` critic, whose steps cost far more (folds not measured there).
 
-    Measured at issue 15's 10 000-pair corners (benchmarks/RESULTS.md, "Cross-fitting"): one split reports
-    on 1000 test pairs, whose own noise (sigma 0.042 nats at 1 nat) moved 30-d DV from 0.955 to 0.802
-    between two data draws; 10 folds report on every pair (0.908 / 0.906, CI +-3 % instead of +-9 %). Ten
-    critics keep the single split's training size (5 folds leave ~1000 fewer training pairs per critic and
-    read 0.007-0.015 lower at 30-d, 1 nat). Below 20 000 pairs each critic trains at the 1000-step floor of
-    :func:`default_steps`, so the cost is 10 x 1000 steps (measured 40-60 s instead of 4-6 s on a shared
-    2-vCPU machine); from 20 000 pairs one split's test part holds >= 2000 pairs (at 50 000 pairs every
-    corner is within 10 % with one split) and the critics grow costlier with the data.
+    Measured on rotated Gaussians (benchmarks/RESULTS.md, "Cross-fitting" and "20 000 pairs"): one split
+    reports on its 10 % test part only, whose own noise decides a draw's luck. At 10 000 pairs (1000 test
+    pairs, sigma 0.042 nats at 1 nat) 30-d DV read 0.955 and 0.802 for two data draws; 10 folds read 0.908 /
+    0.906 (CI +-3 % instead of +-9 %), and ten critics keep the single split's training size (5 folds read
+    0.007-0.015 lower there). At 20 000 pairs one split still missed 10 % on one draw (20-d, 1 nat: 0.896,
+    CI +-6 %) where 5 and 10 folds both read 0.958 (+-2 %), so 5 folds (each critic on 70 % of the pairs)
+    hold up to 50 000, where one split's 5000 test pairs kept every corner within 10 % (CIs +-2-4 %). Cost:
+    K critics (10 x 1000 steps below 20 000 pairs: 40-60 s instead of 4-6 s on a shared 2-vCPU machine).
     """
-    if num_pairs >= CROSS_FIT_BELOW or critic == "image":
+    if critic == "image":
         return 1
-    return max(1, min(CROSS_FIT_FOLDS, num_pairs // batch_size))
+    for below, folds in CROSS_FIT_FOLDS:
+        if num_pairs < below:
+            return max(1, min(folds, num_pairs // batch_size))
+    return 1
 
 
 @dataclass
@@ -303,7 +305,8 @@ def estimate_mi(
             :data:`CRITIC_DEFAULTS`.
         ci_level: coverage of the confidence interval.
         folds: 1 (one train / validation / test split) or K >= 2 (cross-fitting, K critics, see above);
-            None: :func:`default_folds` (10 below 20 000 pairs, else 1; 1 for the image critic).
+            None: :func:`default_folds` (10 below 20 000 pairs, 5 below 50 000, else 1; 1 for the
+            image critic).
 
     Returns:
         :class:`MIEstimate` with ``value`` (nats, test part; with folds, all folds' test parts), ``ci``,
