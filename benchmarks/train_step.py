@@ -147,23 +147,28 @@ def _build(case: str, bf16: bool, batch_size: int):
     return train_step
 
 
-def run_case(case: str, bf16: bool, threads: int, steps: int, batch_size: int, queue) -> None:
-    """Time ``case`` in this (fresh) process and put its measurements on ``queue``."""
+def _warm_step(case: str, bf16: bool, threads: int, batch_size: int):
+    """``case``'s step callable after a warm-up (allocations, first-call overheads) and its FLOPs per step."""
     import torch
 
     torch.set_num_threads(threads)
     torch.manual_seed(0)
     fn = _build(case, bf16, batch_size)
-    fn()  # warm-up (allocations, first-call overheads)
+    fn()
     with FlopCount() as counter:
         fn()
+    return fn, counter.flops
+
+
+def run_case(case: str, bf16: bool, threads: int, steps: int, batch_size: int, queue) -> None:
+    """Time ``case`` in this (fresh) process and put its measurements on ``queue``."""
+    fn, flops = _warm_step(case, bf16, threads, batch_size)
     times = []
     for _ in range(steps):
         start = time.perf_counter()
         fn()
         times.append(time.perf_counter() - start)
     median = sorted(times)[len(times) // 2]
-    flops = counter.flops
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: ru_maxrss in KiB
     queue.put({"case": case, "dtype": "bf16" if bf16 else "fp32", "ms_per_step": 1e3 * median,
                "ms_min": 1e3 * min(times), "samples_per_s": batch_size / median,
@@ -178,15 +183,9 @@ MATRIX_OPS = ("aten::mkldnn_convolution", "aten::convolution_backward", "aten::b
 
 def profile_case(case: str, threads: int, batch_size: int, queue) -> None:
     """Profile one fp32 step of ``case`` in this (fresh) process: matrix-product share and top ops."""
-    import torch
     from torch.profiler import ProfilerActivity, profile
 
-    torch.set_num_threads(threads)
-    torch.manual_seed(0)
-    fn = _build(case, False, batch_size)
-    fn()  # warm-up
-    with FlopCount() as counter:
-        fn()
+    fn, flops = _warm_step(case, False, threads, batch_size)
     with profile(activities=[ProfilerActivity.CPU], record_shapes=True) as prof:
         start = time.perf_counter()
         fn()
@@ -197,8 +196,8 @@ def profile_case(case: str, threads: int, batch_size: int, queue) -> None:
     total = sum(o["self_s"] for o in ops)
     matrix = sum(o["self_s"] for o in ops if o["op"] in MATRIX_OPS)
     queue.put({"case": case, "wall_s": wall, "profiled_self_s": total, "matrix_s": matrix,
-               "matrix_share": matrix / total, "gflop_per_step": counter.flops / 1e9,
-               "matrix_gflops": counter.flops / matrix / 1e9, "top_ops": ops[:12]})
+               "matrix_share": matrix / total, "gflop_per_step": flops / 1e9,
+               "matrix_gflops": flops / matrix / 1e9, "top_ops": ops[:12]})
 
 
 def _profile(cases: list[str], threads: int, batch_size: int, out: Path) -> None:
