@@ -87,6 +87,36 @@ def test_residual_block_identity_shortcut_and_layernorm():
     assert not torch.equal(wide_in.shortcut.weight.view(3, 8), torch.eye(3, 8))
 
 
+def _conv_layout(block: ResidualBlock1x1, x: torch.Tensor) -> torch.Tensor:
+    """The block's math written as convolutions on (B, C, h, w) maps: the reference for its row layout."""
+    y = block.main(x) + block.shortcut(x)
+    return block.norm(y.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
+
+
+@pytest.mark.parametrize("shape", [(6, 5, 4, 3), (6, 5, 1, 1)])  # an image map; z as a 1x1 map
+@pytest.mark.parametrize("train", [True, False])
+def test_residual_block_rows_match_the_conv_layout(shape, train):
+    """Rows per location are a layout, not a model change: outputs, input and parameter gradients and the
+    BatchNorm running statistics equal the conv layout's, in training and in eval mode."""
+    torch.manual_seed(0)
+    rows, convs = ResidualBlock1x1(5, 12), ResidualBlock1x1(5, 12)
+    convs.load_state_dict(rows.state_dict())
+    rows.train(train), convs.train(train)
+    x = torch.randn(*shape)
+    weights = torch.randn(6, 12, *shape[2:])
+    outputs, grads = [], []
+    for block, forward in ((rows, rows), (convs, lambda t: _conv_layout(convs, t))):
+        xg = x.clone().requires_grad_(True)
+        out = forward(xg)
+        (out * weights).sum().backward()
+        outputs.append(out)
+        grads.append([xg.grad] + [p.grad for p in block.parameters()] + list(block.buffers())[:2])
+    torch.testing.assert_close(outputs[0], outputs[1], atol=1e-5, rtol=1e-5)
+    for mine, reference in zip(*grads, strict=True):
+        torch.testing.assert_close(mine, reference, atol=1e-5, rtol=1e-5)
+    assert outputs[0].flatten(2).data_ptr() == outputs[0].data_ptr()  # flattening locations is a view
+
+
 def test_identity_z_branch_scores_are_z_times_a_projection_of_x():
     """Scalar feature (paper S Table 2): z is its own embedding, x-locations are projected to one channel."""
     torch.manual_seed(0)

@@ -23,6 +23,7 @@ import math
 from collections.abc import Sequence
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from robustmi.errors import ConfigError
@@ -94,10 +95,21 @@ class ResidualBlock1x1(nn.Module):
         self.norm = nn.LayerNorm(width)
 
     def forward(self, x: Tensor) -> Tensor:
-        """(B, in_chans, h, w) -> (B, width, h, w), layer-normalised over channels at each location."""
-        y = self.main(x) + self.shortcut(x)  # (B, width, h, w)
-        y = self.norm(y.permute(0, 2, 3, 1))  # (B, width, h, w) -> (B, h, w, width), LN over channels
-        return y.permute(0, 3, 1, 2)  # (B, h, w, width) -> (B, width, h, w)
+        """(B, in_chans, h, w) -> (B, width, h, w), layer-normalised over channels at each location.
+
+        Computed with one row per location: the 1x1 convs are plain matrix products (their weights viewed as
+        (out, in) matrices, so parameters and checkpoints are the conv layout's) and the LayerNorm reads its
+        channels contiguously, without the layout copies a conv-layout LayerNorm needs. The result is a
+        channels-last view, so ``flatten(2)`` of it is free. Same math as the conv layout (rounding aside).
+        """
+        b, c, h, w = x.shape
+        rows = x.permute(0, 2, 3, 1).reshape(b * h * w, c)  # (B, C, h, w) -> (N, C), N = B*h*w locations
+        conv_in, batch_norm, relu, conv_out = self.main
+        hidden = F.linear(rows, conv_in.weight.flatten(1))  # (N, width)
+        hidden = relu(batch_norm(hidden.view(*hidden.shape, 1, 1))).flatten(1)  # BN statistics over N rows
+        skip = F.linear(rows, self.shortcut.weight.flatten(1))  # (N, width)
+        y = self.norm(F.linear(hidden, conv_out.weight.flatten(1), conv_out.bias) + skip)  # LN over channels
+        return y.view(b, h, w, -1).permute(0, 3, 1, 2)  # (N, width) -> (B, width, h, w), channels-last view
 
 
 def _channel_stats(value: float | Sequence[float], in_chans: int, name: str) -> Tensor:
